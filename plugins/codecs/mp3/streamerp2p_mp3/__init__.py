@@ -1,0 +1,1 @@
+"""Streamer P2P codec plugin: mp3."""

@@ -1,0 +1,1 @@
+"""Streamer P2P ingest plugin: Icecast 2 sources."""
