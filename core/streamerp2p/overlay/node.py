@@ -1,0 +1,1109 @@
+"""The overlay node: a sans-I/O state machine (in the style of aioquic's QuicConnection).
+
+Feed it datagrams with :meth:`Node.receive_datagram` and timer ticks with
+:meth:`Node.handle_timer`; collect what to send with :meth:`Node.datagrams_to_send` and what
+happened with :meth:`Node.events`; :meth:`Node.get_timer` says when it wants the next tick.
+It never reads a clock, opens a socket or sleeps: the anyio runtime and the deterministic
+simulator drive the same code.
+
+A node keeps one :class:`Session` per station it broadcasts or receives. Within a session it
+has at most one parent and up to ``slots`` children; DATA chunks are verified against
+station-signed seals before they are stored, relayed or played.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from ..types import Frame, StationMeta
+from . import wire
+from .events import (
+    AudioData,
+    ChildJoined,
+    ChildLeft,
+    Event,
+    LeaveComplete,
+    ParentLost,
+    Skipped,
+    StationUpdated,
+    Tuned,
+)
+from .packer import Packer
+from .records import StationKey, StationRecord, Verifier, chunk_hash, tag_of
+from .wire import Addr
+
+_SEQ_TS = struct.Struct("!II")
+_NO_TAG = b"\x00\x00\x00\x00"
+_EMPTY_HASH = b"\x00" * wire.HASH_LEN
+
+
+@dataclass(slots=True)
+class NodeConfig:
+    slots: int = 4  # children per station
+    history_seconds: float = 30.0
+    cushion_seconds: float = 4.0
+    parent_timeout: float = 1.0
+    child_timeout: float = 5.0
+    leave_grace: float = 3.0
+    tick: float = 0.1
+    status_interval: float = 1.0
+    gossip_interval: float = 0.5
+    host_expiry: float = 300.0
+    max_hosts: int = 1000
+    seal_max_chunks: int = 8
+    seal_max_delay: float = 0.5
+    chunk_max_delay: float = 0.25
+    offer_window: float = 0.1
+    attach_timeout: float = 0.5
+    join_retry: float = 0.5
+    refresh_interval: float = 10.0
+    max_pending: int = 512
+    repair_batch: int = 64
+
+
+@dataclass(slots=True)
+class Stats:
+    datagrams_in: int = 0
+    datagrams_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+    data_bytes_out: int = 0
+    bad_datagrams: int = 0
+    unknown_messages: int = 0
+    bad_chunks: int = 0
+    bad_seals: int = 0
+    bad_records: int = 0
+    dup_chunks: int = 0
+    unexpected: int = 0
+    repairs_requested: int = 0
+    repairs_served: int = 0
+    skipped_chunks: int = 0
+    rehomes: int = 0
+
+
+@dataclass(slots=True)
+class Child:
+    node_id: bytes
+    last_heard: float
+    free: int = 0
+    slots: int = 0
+
+
+@dataclass(slots=True)
+class Candidate:
+    addr: Addr
+    node_id: bytes
+    free: int
+    depth: int
+    path: list[bytes]
+    heard: float
+    rtt: float
+
+
+@dataclass(slots=True)
+class HostRec:
+    node_id: bytes
+    tag: bytes
+    last_heard: float
+
+
+@dataclass(slots=True)
+class Session:
+    station_id: bytes
+    tag: bytes
+    key: StationKey | None = None  # set on the broadcasting node
+    verifier: Verifier | None = None
+    record: StationRecord | None = None
+    record_raw: bytes = b""
+    # tree position
+    parent: Addr | None = None
+    parent_id: bytes = b""
+    parent_last: float = 0.0
+    parent_leaving: bool = False
+    backup: Addr | None = None
+    depth: int = 0
+    path: list[bytes] = field(default_factory=list)  # root .. this node
+    children: dict[Addr, Child] = field(default_factory=dict)
+    leaving: bool = False
+    leave_deadline: float = 0.0
+    # seeking a parent
+    seeking: bool = False
+    hosts: list[Addr] = field(default_factory=list)  # hosts given when tuning (link, seeds)
+    asked: dict[Addr, float] = field(default_factory=dict)
+    candidates: dict[Addr, Candidate] = field(default_factory=dict)
+    dead: dict[Addr, float] = field(default_factory=dict)  # addr -> until
+    attaching: Addr | None = None
+    attach_sent: float = 0.0
+    window_end: float | None = None
+    next_round: float = 0.0
+    next_refresh: float = 0.0
+    rtt: float = 0.1
+    # data
+    history: dict[int, bytes] = field(default_factory=dict)
+    low: int = 0  # oldest seq kept / wanted
+    head: int = -1  # newest seq held
+    head_ts: int = 0
+    known_head: int = -1  # newest seq known to exist
+    contig: int = 0  # first seq >= low not held
+    hashes: dict[int, bytes] = field(default_factory=dict)
+    seal_of: dict[int, int] = field(default_factory=dict)
+    seals: dict[int, bytes] = field(default_factory=dict)
+    pending: dict[int, tuple[bytes, float]] = field(default_factory=dict)
+    pending_seals: list[bytes] = field(default_factory=list)
+    requested: dict[int, float] = field(default_factory=dict)
+    started: bool = False  # has a start seq
+    # playout
+    play_next: int = 0
+    waiting_since: float | None = None
+    # status timers
+    next_pstat: float = 0.0
+    next_cstat: float = 0.0
+    last_data_out: float = 0.0
+    # broadcasting
+    packer: Packer | None = None
+    next_seq: int = 0
+    ts0: float = 0.0
+    batch: list[tuple[int, bytes]] = field(default_factory=list)
+    batch_started: float = 0.0
+
+    @property
+    def is_source(self) -> bool:
+        return self.key is not None
+
+    @property
+    def in_tree(self) -> bool:
+        return self.is_source or self.parent is not None
+
+    def free_slots(self, slots: int) -> int:
+        if self.leaving or not self.in_tree:
+            return 0
+        return max(0, slots - len(self.children))
+
+
+class Node:
+    """One overlay node. See the module docstring for the I/O contract."""
+
+    def __init__(
+        self,
+        config: NodeConfig | None = None,
+        *,
+        node_id: bytes | None = None,
+        rng: random.Random | None = None,
+        now: float = 0.0,
+    ) -> None:
+        self.config = config or NodeConfig()
+        self.rng = rng or random.Random()
+        self.node_id = node_id or self.rng.randbytes(wire.ID_LEN)
+        self.stats = Stats()
+        self.sessions: dict[bytes, Session] = {}
+        self.hosts: dict[Addr, HostRec] = {}
+        self.seeds: list[Addr] = []
+        self.observed: Addr | None = None  # our address as others see it
+        self._out: list[tuple[bytes, Addr]] = []
+        self._events: list[Event] = []
+        self._now = now
+        self._next_tick = now
+        self._next_gossip = now
+        self._req_id = 0
+        self._leaving = False
+        self._handlers = {
+            wire.HelloReq: self._on_hello_req,
+            wire.Hello: self._on_hello,
+            wire.JoinReq: self._on_join_req,
+            wire.Offer: self._on_offer,
+            wire.Attach: self._on_attach,
+            wire.AttachOk: self._on_attach_ok,
+            wire.AttachNo: self._on_attach_no,
+            wire.Seal: self._on_seal,
+            wire.Nack: self._on_nack,
+            wire.PStat: self._on_pstat,
+            wire.CStat: self._on_cstat,
+            wire.Leave: self._on_leave,
+            wire.Detach: self._on_detach,
+            wire.StationMsg: self._on_station,
+            wire.StationReq: self._on_station_req,
+        }
+
+    # ------------------------------------------------------------------ I/O contract
+
+    def datagrams_to_send(self) -> list[tuple[bytes, Addr]]:
+        out, self._out = self._out, []
+        return out
+
+    def events(self) -> list[Event]:
+        ev, self._events = self._events, []
+        return ev
+
+    def get_timer(self) -> float:
+        return self._next_tick
+
+    def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
+        self._now = now
+        st = self.stats
+        st.datagrams_in += 1
+        st.bytes_in += len(data)
+        if (
+            len(data) < 4
+            or len(data) > wire.MAX_DATAGRAM
+            or data[0:2] != wire.MAGIC
+            or data[2] != 1
+        ):
+            st.bad_datagrams += 1
+            return
+        if data[3] == wire.DATA:
+            self._on_data(data, addr, now)
+            return
+        try:
+            msg = wire.decode(data)
+        except wire.UnknownMessage:
+            st.unknown_messages += 1
+            return
+        except wire.WireError:
+            st.bad_datagrams += 1
+            return
+        self._handlers[type(msg)](msg, addr, now)  # type: ignore[operator]
+
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        cfg = self.config
+        for sess in list(self.sessions.values()):
+            self._tick_session(sess, now)
+        if now >= self._next_gossip:
+            self._next_gossip = now + cfg.gossip_interval * (0.5 + self.rng.random())
+            self._gossip(now)
+        if self._leaving and not self.sessions:
+            self._leaving = False
+            self._events.append(LeaveComplete())
+        self._next_tick = now + cfg.tick
+
+    # ------------------------------------------------------------------ commands
+
+    def add_seeds(self, seeds: Iterable[Addr]) -> None:
+        for s in seeds:
+            if s not in self.seeds:
+                self.seeds.append(s)
+
+    def tune(self, station_id: bytes, hosts: Iterable[Addr], now: float) -> None:
+        """Start receiving a station; ``hosts`` are worth asking first (from a link)."""
+        tag = tag_of(station_id)
+        if tag in self.sessions:
+            return
+        sess = Session(station_id=station_id, tag=tag, seeking=True)
+        sess.hosts = list(dict.fromkeys(hosts))
+        sess.path = [self.node_id]
+        self.sessions[tag] = sess
+        self._join_round(sess, now)
+        self._next_tick = min(self._next_tick, now)
+
+    def untune(self, station_id: bytes, now: float) -> None:
+        sess = self.sessions.get(tag_of(station_id))
+        if sess is not None and not sess.is_source:
+            self._start_leave(sess, now)
+
+    def start_broadcast(self, key: StationKey, meta: StationMeta, now: float) -> StationRecord:
+        tag = tag_of(key.station_id)
+        sess = Session(station_id=key.station_id, tag=tag, key=key)
+        sess.verifier = Verifier(key.public)
+        sess.path = [self.node_id]
+        sess.packer = Packer(wire.MAX_PAYLOAD, self.config.chunk_max_delay)
+        sess.ts0 = now
+        sess.started = True
+        self.sessions[tag] = sess
+        rec = StationRecord(key.public, int(now * 1000), True, meta, "", _EMPTY_HASH)
+        self._set_record(sess, rec.signed(key))
+        return sess.record  # type: ignore[return-value]
+
+    def update_station(
+        self,
+        station_id: bytes,
+        now: float,
+        *,
+        meta: StationMeta | None = None,
+        title: str | None = None,
+    ) -> None:
+        """Broadcaster: change station info or the now-playing title (signed, relayed)."""
+        sess = self.sessions[tag_of(station_id)]
+        assert sess.key is not None and sess.record is not None
+        rec = sess.record
+        version = max(rec.version + 1, int(now * 1000))
+        rec = replace(
+            rec, version=version, meta=meta or rec.meta, title=rec.title if title is None else title
+        )
+        self._set_record(sess, rec.signed(sess.key))
+
+    def broadcast_frames(self, station_id: bytes, frames: list[Frame], now: float) -> None:
+        sess = self.sessions[tag_of(station_id)]
+        assert sess.packer is not None
+        self._now = now
+        for payload, start in sess.packer.push(frames, now):
+            self._emit_chunk(sess, payload, start, now)
+
+    def stop_broadcast(self, station_id: bytes, now: float) -> None:
+        sess = self.sessions.get(tag_of(station_id))
+        if sess is None or sess.key is None:
+            return
+        assert sess.packer is not None and sess.record is not None
+        for payload, start in sess.packer.flush():
+            self._emit_chunk(sess, payload, start, now)
+        self._seal(sess, now)
+        rec = replace(
+            sess.record, on_air=False, version=max(sess.record.version + 1, int(now * 1000))
+        )
+        self._set_record(sess, rec.signed(sess.key))
+        self._start_leave(sess, now)
+
+    def leave(self, now: float) -> None:
+        """Leave politely: children re-home first; LeaveComplete is reported when done."""
+        self._leaving = True
+        for sess in list(self.sessions.values()):
+            if sess.is_source:
+                self.stop_broadcast(sess.station_id, now)
+            else:
+                self._start_leave(sess, now)
+        self._next_tick = min(self._next_tick, now)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _send(self, data: bytes, addr: Addr) -> None:
+        self._out.append((data, addr))
+        self.stats.datagrams_out += 1
+        self.stats.bytes_out += len(data)
+
+    def _learn(self, addr: Addr, node_id: bytes, tag: bytes | None, now: float) -> None:
+        rec = self.hosts.get(addr)
+        if rec is None:
+            if len(self.hosts) >= self.config.max_hosts:
+                oldest = min(self.hosts, key=lambda a: self.hosts[a].last_heard)
+                del self.hosts[oldest]
+            self.hosts[addr] = HostRec(node_id, tag or _NO_TAG, now)
+        else:
+            rec.node_id = node_id
+            rec.last_heard = now
+            if tag is not None:
+                rec.tag = tag
+
+    def _my_tag(self) -> bytes:
+        for tag, sess in self.sessions.items():
+            if sess.in_tree:
+                return tag
+        return _NO_TAG
+
+    def _set_record(self, sess: Session, rec: StationRecord) -> None:
+        old = sess.record
+        sess.record = rec
+        sess.record_raw = rec.encode()
+        if sess.verifier is None:
+            sess.verifier = Verifier(rec.public_key)
+        raw = wire.StationMsg(sess.record_raw).encode()
+        for caddr in sess.children:
+            self._send(raw, caddr)
+        self._events.append(StationUpdated(rec, old is None or old.title != rec.title))
+        pend, sess.pending_seals = sess.pending_seals, []
+        for seal in pend:
+            self._on_seal(wire.decode(seal), None, self._now)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ discovery
+
+    def _gossip(self, now: float) -> None:
+        expiry = now - self.config.host_expiry
+        for a in [a for a, h in self.hosts.items() if h.last_heard < expiry]:
+            del self.hosts[a]
+        pool = list(self.hosts) or self.seeds
+        if not pool:
+            return
+        addr = self.rng.choice(pool)
+        self._req_id += 1
+        self._send(wire.HelloReq(self._req_id, self.node_id, self._my_tag()).encode(), addr)
+
+    def _on_hello_req(self, msg: wire.HelloReq, addr: Addr, now: float) -> None:
+        self._learn(addr, msg.node_id, msg.tag, now)
+        others = [a for a in self.hosts if a != addr]
+        picks = self.rng.sample(others, min(len(others), 10))
+        hosts = [wire.HostEntry(self.hosts[a].node_id, self.hosts[a].tag, a) for a in picks]
+        self._send(wire.Hello(msg.req_id, self.node_id, self._my_tag(), addr, hosts).encode(), addr)
+
+    def _on_hello(self, msg: wire.Hello, addr: Addr, now: float) -> None:
+        self._learn(addr, msg.node_id, msg.tag, now)
+        self.observed = msg.observed
+        for h in msg.hosts:
+            if h.node_id != self.node_id and h.addr not in self.hosts:
+                self._learn(h.addr, h.node_id, h.tag, now - self.config.host_expiry / 2)
+
+    # ------------------------------------------------------------------ joining (child side)
+
+    def _join_round(self, sess: Session, now: float) -> None:
+        """Ask hosts likely to be in the station's tree for offers."""
+        cfg = self.config
+        sess.next_round = now + cfg.join_retry
+        targets: list[Addr] = []
+        if sess.backup:
+            targets.append(sess.backup)
+        targets += sess.hosts
+        targets += [a for a, h in self.hosts.items() if h.tag == sess.tag]
+        targets += self.seeds
+        targets += [a for a in self.hosts if a not in targets][:4]
+        sent = 0
+        for a in dict.fromkeys(targets):
+            if a == sess.parent or self._is_dead(sess, a, now):
+                continue
+            self._ask(sess, a, now)
+            sent += 1
+            if sent >= 8:
+                break
+
+    def _ask(self, sess: Session, addr: Addr, now: float) -> None:
+        self._req_id += 1
+        sess.asked[addr] = now
+        self._send(wire.JoinReq(sess.station_id, self._req_id, self.node_id).encode(), addr)
+
+    def _is_dead(self, sess: Session, addr: Addr, now: float) -> bool:
+        until = sess.dead.get(addr)
+        if until is None:
+            return False
+        if until < now:
+            del sess.dead[addr]
+            return False
+        return True
+
+    def _on_offer(self, msg: wire.Offer, addr: Addr, now: float) -> None:
+        sess = self.sessions.get(msg.station_id[:4])
+        if sess is None or sess.station_id != msg.station_id or sess.is_source:
+            return
+        tag = sess.tag if msg.flags & wire.OFFER_IN_TREE else None
+        self._learn(addr, msg.node_id, tag, now)
+        asked = sess.asked.get(addr)
+        rtt = now - asked if asked is not None else 1.0
+        if msg.flags & wire.OFFER_IN_TREE and self.node_id not in msg.path:
+            sess.candidates[addr] = Candidate(
+                addr, msg.node_id, msg.free, msg.depth, msg.path, now, rtt
+            )
+            if sess.seeking and msg.free > 0 and sess.window_end is None:
+                sess.window_end = now + self.config.offer_window
+        if sess.seeking:
+            for ref in msg.referrals:
+                if (
+                    ref not in sess.asked
+                    and ref != sess.parent
+                    and not self._is_dead(sess, ref, now)
+                ):
+                    self._ask(sess, ref, now)
+            if sess.window_end is not None and sess.attaching is None:
+                # all asked answered? then no need to wait for the window
+                waiting = [
+                    a for a, t in sess.asked.items() if now - t < 0.5 and a not in sess.candidates
+                ]
+                if not waiting:
+                    self._attach_best(sess, now)
+        self._next_tick = min(self._next_tick, sess.window_end or self._next_tick)
+
+    def _attach_best(self, sess: Session, now: float) -> bool:
+        sess.window_end = None
+        best: Candidate | None = None
+        for c in sess.candidates.values():
+            if c.free <= 0 or c.addr == sess.parent or self._is_dead(sess, c.addr, now):
+                continue
+            if now - c.heard > 30.0 or self.node_id in c.path:
+                continue
+            if best is None or (c.depth, -c.free, c.rtt) < (best.depth, -best.free, best.rtt):
+                best = c
+        if best is None:
+            return False
+        sess.attaching = best.addr
+        sess.attach_sent = now
+        from_seq = sess.contig if sess.started else wire.FRESH
+        self._send(wire.Attach(sess.station_id, self.node_id, from_seq).encode(), best.addr)
+        return True
+
+    def _on_attach_ok(self, msg: wire.AttachOk, addr: Addr, now: float) -> None:
+        sess = self.sessions.get(msg.station_id[:4])
+        if sess is None or sess.station_id != msg.station_id or sess.is_source:
+            return
+        if addr != sess.attaching and addr != sess.parent:
+            # an answer we no longer want: tell it so it frees the slot
+            self._send(wire.Detach(sess.tag, self.node_id).encode(), addr)
+            return
+        if self.node_id in msg.path:
+            self._send(wire.Detach(sess.tag, self.node_id).encode(), addr)
+            sess.dead[addr] = now + 10.0
+            sess.attaching = None
+            return
+        rehome = sess.started
+        old = sess.parent
+        if old is not None and old != addr:
+            self._send(wire.Detach(sess.tag, self.node_id).encode(), old)
+        sess.rtt = max(0.001, now - sess.attach_sent) if addr == sess.attaching else sess.rtt
+        sess.attaching = None
+        sess.seeking = False
+        sess.parent = addr
+        sess.parent_id = msg.node_id
+        sess.parent_last = now
+        sess.parent_leaving = False
+        sess.depth = msg.depth + 1
+        sess.path = [*msg.path, self.node_id][-wire.MAX_PATH :]
+        sess.candidates.pop(addr, None)
+        sess.next_cstat = now
+        sess.next_refresh = now + self.config.refresh_interval
+        if not sess.started:
+            sess.started = True
+            sess.low = sess.contig = sess.play_next = msg.start_seq
+            sess.head = msg.start_seq - 1
+        if msg.head_seq != wire.FRESH and msg.head_seq >= sess.known_head:
+            sess.known_head = msg.head_seq
+        if rehome:
+            self.stats.rehomes += 1
+        self._learn(addr, msg.node_id, sess.tag, now)
+        self._events.append(Tuned(sess.station_id, addr, msg.node_id, sess.depth, rehome))
+        self._request_repairs(sess, now)
+
+    def _on_attach_no(self, msg: wire.AttachNo, addr: Addr, now: float) -> None:
+        sess = self.sessions.get(msg.station_id[:4])
+        if sess is None or sess.station_id != msg.station_id or addr != sess.attaching:
+            return
+        sess.attaching = None
+        sess.candidates.pop(addr, None)
+        if msg.reason in (wire.NO_LOOP, wire.NO_LEAVING, wire.NO_NOT_IN_TREE):
+            sess.dead[addr] = now + 10.0
+        for ref in msg.referrals:
+            if ref != sess.parent and not self._is_dead(sess, ref, now):
+                self._ask(sess, ref, now)
+        if not self._attach_best(sess, now):
+            sess.next_round = min(sess.next_round, now + 0.05)
+
+    # ------------------------------------------------------------------ parent side
+
+    def _referrals(self, sess: Session, exclude: Addr | None = None) -> list[Addr]:
+        kids = sorted(sess.children.items(), key=lambda kv: -kv[1].free)
+        refs = [a for a, c in kids if a != exclude]
+        if len(refs) < wire.MAX_REFERRALS:
+            refs += [
+                a
+                for a, h in self.hosts.items()
+                if h.tag == sess.tag and a not in refs and a != exclude
+            ]
+        return refs[: wire.MAX_REFERRALS]
+
+    def _on_join_req(self, msg: wire.JoinReq, addr: Addr, now: float) -> None:
+        self._learn(addr, msg.node_id, None, now)
+        sess = self.sessions.get(msg.station_id[:4])
+        if (
+            sess is not None
+            and sess.station_id == msg.station_id
+            and sess.in_tree
+            and not sess.leaving
+        ):
+            flags = wire.OFFER_IN_TREE | (wire.OFFER_SOURCE if sess.is_source else 0)
+            offer = wire.Offer(
+                msg.station_id,
+                msg.req_id,
+                self.node_id,
+                flags,
+                sess.free_slots(self.config.slots),
+                self.config.slots,
+                sess.depth,
+                max(sess.head, 0),
+                sess.path,
+                self._referrals(sess, addr),
+            )
+        else:
+            tag = msg.station_id[:4]
+            refs = [a for a, h in self.hosts.items() if h.tag == tag and a != addr][
+                : wire.MAX_REFERRALS
+            ]
+            offer = wire.Offer(msg.station_id, msg.req_id, self.node_id, 0, 0, 0, 255, 0, [], refs)
+        self._send(offer.encode(), addr)
+
+    def _on_attach(self, msg: wire.Attach, addr: Addr, now: float) -> None:
+        sess = self.sessions.get(msg.station_id[:4])
+        if sess is None or sess.station_id != msg.station_id or not sess.in_tree:
+            tag = msg.station_id[:4]
+            refs = [a for a, h in self.hosts.items() if h.tag == tag and a != addr][
+                : wire.MAX_REFERRALS
+            ]
+            self._send(wire.AttachNo(msg.station_id, wire.NO_NOT_IN_TREE, refs).encode(), addr)
+            return
+        if sess.leaving:
+            self._send(
+                wire.AttachNo(
+                    msg.station_id, wire.NO_LEAVING, self._referrals(sess, addr)
+                ).encode(),
+                addr,
+            )
+            return
+        if msg.node_id in sess.path or addr == sess.parent:
+            self._send(wire.AttachNo(msg.station_id, wire.NO_LOOP, []).encode(), addr)
+            return
+        child = sess.children.get(addr)
+        if child is None:
+            if len(sess.children) >= self.config.slots:
+                refs = self._referrals(sess, addr)
+                self._send(wire.AttachNo(msg.station_id, wire.NO_FULL, refs).encode(), addr)
+                return
+            child = Child(msg.node_id, now)
+            sess.children[addr] = child
+            self._events.append(ChildJoined(sess.station_id, addr, msg.node_id))
+        child.last_heard = now
+        self._learn(addr, msg.node_id, sess.tag, now)
+        start = self._start_seq(sess, msg.from_seq)
+        head = sess.head if sess.head >= 0 else wire.FRESH
+        ok = wire.AttachOk(sess.station_id, self.node_id, sess.depth, head, start, sess.path)
+        self._send(ok.encode(), addr)
+        if sess.record_raw:
+            self._send(wire.StationMsg(sess.record_raw).encode(), addr)
+
+    def _start_seq(self, sess: Session, from_seq: int) -> int:
+        hist = sess.history
+        if sess.head < 0 or not hist:
+            return (
+                sess.head + 1
+                if sess.head >= 0
+                else (sess.next_seq if sess.is_source else sess.contig)
+            )
+        if from_seq == wire.FRESH:
+            target = (sess.head_ts - int(self.config.cushion_seconds * 1000)) & 0xFFFFFFFF
+            seq = sess.head
+            best = sess.head
+            while seq >= sess.low:
+                d = hist.get(seq)
+                if d is not None and d[16] & wire.DATA_FRAME_START:
+                    best = seq
+                    ts = _SEQ_TS.unpack_from(d, 8)[1]
+                    if (ts - target) & 0x80000000:  # ts < target
+                        break
+                seq -= 1
+            return best
+        if from_seq < sess.low:
+            seq = sess.low
+            while seq <= sess.head:
+                d = hist.get(seq)
+                if d is not None and d[16] & wire.DATA_FRAME_START:
+                    return seq
+                seq += 1
+            return sess.head + 1
+        return from_seq
+
+    def _on_cstat(self, msg: wire.CStat, addr: Addr, now: float) -> None:
+        sess = self.sessions.get(msg.tag)
+        if sess is None:
+            return
+        child = sess.children.get(addr)
+        if child is None or child.node_id != msg.node_id:
+            self.stats.unexpected += 1
+            return
+        child.last_heard = now
+        child.free = msg.free
+        child.slots = msg.slots
+
+    def _on_detach(self, msg: wire.Detach, addr: Addr, now: float) -> None:
+        sess = self.sessions.get(msg.tag)
+        if sess is None:
+            return
+        child = sess.children.get(addr)
+        if child is not None and child.node_id == msg.node_id:
+            del sess.children[addr]
+            self._events.append(ChildLeft(sess.station_id, addr, child.node_id, "detach"))
+
+    def _on_nack(self, msg: wire.Nack, addr: Addr, now: float) -> None:
+        sess = self.sessions.get(msg.tag)
+        if sess is None:
+            return
+        child = sess.children.get(addr)
+        if child is None:
+            self.stats.unexpected += 1
+            return
+        child.last_heard = now
+        budget = self.config.repair_batch
+        hist = sess.history
+        sent_seals: set[int] = set()
+        for first, count in msg.ranges:
+            for seq in range(first, first + min(count, budget)):
+                d = hist.get(seq)
+                if d is None:
+                    continue
+                fs = sess.seal_of.get(seq)
+                if fs is not None and fs not in sent_seals:
+                    sent_seals.add(fs)
+                    self._send(sess.seals[fs], addr)
+                self._send(d, addr)
+                self.stats.repairs_served += 1
+                budget -= 1
+            if budget <= 0:
+                break
+
+    # ------------------------------------------------------------------ child side: status, leave
+
+    def _on_pstat(self, msg: wire.PStat, addr: Addr, now: float) -> None:
+        sess = self.sessions.get(msg.tag)
+        if sess is None or addr != sess.parent:
+            return
+        sess.parent_last = now
+        if self.node_id in msg.path:
+            self._lose_parent(sess, now, "loop")
+            return
+        sess.depth = msg.depth + 1
+        sess.path = [*msg.path, self.node_id][-wire.MAX_PATH :]
+        sess.backup = msg.backup
+        if msg.head_seq != wire.FRESH and msg.head_seq > sess.known_head:
+            sess.known_head = msg.head_seq
+
+    def _on_leave(self, msg: wire.Leave, addr: Addr, now: float) -> None:
+        sess = self.sessions.get(msg.tag)
+        if sess is None or addr != sess.parent:
+            return
+        sess.parent_leaving = True
+        sess.dead[addr] = now + 30.0
+        sess.seeking = True
+        sess.candidates.pop(addr, None)
+        self._events.append(ParentLost(sess.station_id, addr, "leave"))
+        for ref in msg.referrals:
+            if ref != addr:
+                self._ask(sess, ref, now)
+        if not self._attach_best(sess, now):
+            self._join_round(sess, now)
+
+    def _lose_parent(self, sess: Session, now: float, reason: str) -> None:
+        old = sess.parent
+        if old is None:
+            return
+        if reason == "loop":
+            self._send(wire.Detach(sess.tag, self.node_id).encode(), old)
+        sess.parent = None
+        sess.parent_leaving = False
+        sess.seeking = True
+        sess.dead[old] = now + 30.0
+        sess.candidates.pop(old, None)
+        self._events.append(ParentLost(sess.station_id, old, reason))
+        if sess.backup and sess.backup not in sess.candidates:
+            self._ask(sess, sess.backup, now)
+        if not self._attach_best(sess, now):
+            self._join_round(sess, now)
+
+    def _start_leave(self, sess: Session, now: float) -> None:
+        if sess.leaving:
+            return
+        sess.leaving = True
+        grace = 0.0 if sess.is_source else self.config.leave_grace
+        sess.leave_deadline = now + grace
+        refs: list[Addr] = [sess.parent] if sess.parent else []
+        msg_base = refs + [a for a in sess.children][: wire.MAX_REFERRALS - 1]
+        for caddr in sess.children:
+            refs_c = [a for a in msg_base if a != caddr]
+            self._send(wire.Leave(sess.tag, int(grace * 1000), refs_c).encode(), caddr)
+
+    def _end_session(self, sess: Session) -> None:
+        if sess.parent is not None:
+            self._send(wire.Detach(sess.tag, self.node_id).encode(), sess.parent)
+        self.sessions.pop(sess.tag, None)
+
+    # ------------------------------------------------------------------ station records
+
+    def _on_station(self, msg: wire.StationMsg, addr: Addr, now: float) -> None:
+        try:
+            rec = StationRecord.decode(msg.record)
+        except wire.WireError:
+            self.stats.bad_records += 1
+            return
+        sess = self.sessions.get(rec.station_id[:4])
+        if sess is None or sess.station_id != rec.station_id or sess.is_source:
+            return
+        if sess.record is not None and rec.version <= sess.record.version:
+            return
+        verifier = sess.verifier or Verifier(rec.public_key)
+        if not rec.verify(verifier):
+            self.stats.bad_records += 1
+            return
+        sess.verifier = verifier
+        self._set_record(sess, rec)
+
+    def _on_station_req(self, msg: wire.StationReq, addr: Addr, now: float) -> None:
+        sess = self.sessions.get(msg.station_id[:4])
+        if sess is not None and sess.station_id == msg.station_id and sess.record_raw:
+            self._send(wire.StationMsg(sess.record_raw).encode(), addr)
+
+    # ------------------------------------------------------------------ data plane
+
+    def _emit_chunk(self, sess: Session, payload: bytes, start: bool, now: float) -> None:
+        seq = sess.next_seq
+        sess.next_seq += 1
+        ts = int((now - sess.ts0) * 1000)
+        data = wire.encode_data(sess.tag, seq, ts, wire.DATA_FRAME_START if start else 0, payload)
+        if not sess.batch:
+            sess.batch_started = now
+        sess.batch.append((seq, chunk_hash(data)))
+        self._accept(sess, seq, data, now)
+        if len(sess.batch) >= self.config.seal_max_chunks:
+            self._seal(sess, now)
+
+    def _seal(self, sess: Session, now: float) -> None:
+        if not sess.batch or sess.key is None:
+            return
+        first = sess.batch[0][0]
+        hashes = [h for _, h in sess.batch]
+        sig = sess.key.sign(wire.Seal.signed_bytes(sess.station_id, first, hashes))
+        raw = wire.Seal(sess.tag, first, hashes, sig).encode()
+        sess.seals[first] = raw
+        for seq, h in sess.batch:
+            sess.seal_of[seq] = first
+            sess.hashes[seq] = h
+        sess.batch = []
+        for caddr in sess.children:
+            self._send(raw, caddr)
+
+    def _on_seal(self, msg: wire.Seal, addr: Addr | None, now: float) -> None:
+        sess = self.sessions.get(msg.tag)
+        if sess is None or sess.is_source:
+            return
+        if msg.first_seq in sess.seals:
+            return
+        if msg.first_seq + len(msg.hashes) <= sess.low:
+            return
+        if sess.verifier is None:
+            if len(sess.pending_seals) < 16:
+                sess.pending_seals.append(msg.encode())
+                if sess.parent and len(sess.pending_seals) == 1:
+                    self._send(wire.StationReq(sess.station_id).encode(), sess.parent)
+            return
+        if not sess.verifier.verify(
+            msg.signature, wire.Seal.signed_bytes(sess.station_id, msg.first_seq, msg.hashes)
+        ):
+            self.stats.bad_seals += 1
+            return
+        raw = msg.encode()
+        first = msg.first_seq
+        sess.seals[first] = raw
+        for i, h in enumerate(msg.hashes):
+            sess.hashes[first + i] = h
+            sess.seal_of[first + i] = first
+        for caddr in sess.children:
+            self._send(raw, caddr)
+        top = first + len(msg.hashes) - 1
+        if top > sess.known_head:
+            sess.known_head = top
+        for seq in range(first, first + len(msg.hashes)):
+            p = sess.pending.pop(seq, None)
+            if p is not None:
+                self._verify_and_accept(sess, seq, p[0], now)
+
+    def _on_data(self, data: bytes, addr: Addr, now: float) -> None:
+        if len(data) < wire.DATA_HEADER_LEN:
+            self.stats.bad_datagrams += 1
+            return
+        sess = self.sessions.get(data[4:8])
+        if sess is None or sess.is_source or not sess.started:
+            self.stats.unexpected += 1
+            return
+        if addr == sess.parent:
+            sess.parent_last = now
+        seq = _SEQ_TS.unpack_from(data, 8)[0]
+        if seq < sess.low or seq in sess.history:
+            self.stats.dup_chunks += 1
+            return
+        if seq > sess.known_head:
+            sess.known_head = seq
+        if seq in sess.hashes:
+            self._verify_and_accept(sess, seq, data, now)
+        elif len(sess.pending) < self.config.max_pending:
+            sess.pending[seq] = (data, now)
+
+    def _verify_and_accept(self, sess: Session, seq: int, data: bytes, now: float) -> None:
+        if chunk_hash(data) != sess.hashes[seq]:
+            self.stats.bad_chunks += 1
+            return
+        self._accept(sess, seq, data, now)
+
+    def _accept(self, sess: Session, seq: int, data: bytes, now: float) -> None:
+        sess.history[seq] = data
+        sess.requested.pop(seq, None)
+        if seq > sess.head:
+            sess.head = seq
+            sess.head_ts = _SEQ_TS.unpack_from(data, 8)[1]
+        if seq == sess.contig:
+            hist = sess.history
+            c = seq + 1
+            while c in hist:
+                c += 1
+            sess.contig = c
+        if sess.children:
+            out = self._out
+            for caddr in sess.children:
+                out.append((data, caddr))
+            n = len(sess.children)
+            st = self.stats
+            st.datagrams_out += n
+            st.bytes_out += n * len(data)
+            st.data_bytes_out += n * len(data)
+            sess.last_data_out = now
+        if seq == sess.play_next:
+            self._play(sess, now)
+        elif seq > sess.play_next and sess.waiting_since is None:
+            sess.waiting_since = now
+
+    def _play(self, sess: Session, now: float) -> None:
+        hist = sess.history
+        seq = sess.play_next
+        ev = self._events
+        sid = sess.station_id
+        d = hist.get(seq)
+        while d is not None:
+            ev.append(
+                AudioData(sid, seq, d[wire.DATA_HEADER_LEN :], bool(d[16] & wire.DATA_FRAME_START))
+            )
+            seq += 1
+            d = hist.get(seq)
+        sess.play_next = seq
+        sess.waiting_since = now if sess.head >= seq else None
+
+    def _request_repairs(self, sess: Session, now: float) -> None:
+        if sess.parent is None:
+            return
+        retry = max(0.2, 3 * sess.rtt)
+        hist = sess.history
+        pending = sess.pending
+        req = sess.requested
+        ranges: list[tuple[int, int]] = []
+        n = 0
+        seq = max(sess.contig, sess.low)
+        top = sess.known_head
+        limit = self.config.repair_batch
+        while seq <= top and n < limit:
+            if seq not in hist:
+                p = pending.get(seq)
+                stale = p is None or now - p[1] > 1.0
+                if stale and now - req.get(seq, -1e9) > retry:
+                    req[seq] = now
+                    if ranges and ranges[-1][0] + ranges[-1][1] == seq:
+                        ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
+                    else:
+                        ranges.append((seq, 1))
+                    n += 1
+            seq += 1
+        if ranges:
+            self.stats.repairs_requested += n
+            self._send(wire.Nack(sess.tag, ranges[: wire.MAX_NACK_RANGES]).encode(), sess.parent)
+
+    # ------------------------------------------------------------------ periodic work
+
+    def _tick_session(self, sess: Session, now: float) -> None:
+        cfg = self.config
+        if sess.is_source:
+            assert sess.packer is not None
+            due = sess.packer.due()
+            if due is not None and now >= due:
+                for payload, start in sess.packer.flush():
+                    self._emit_chunk(sess, payload, start, now)
+            if sess.batch and now - sess.batch_started >= cfg.seal_max_delay:
+                self._seal(sess, now)
+        else:
+            self._tick_child(sess, now)
+        # parent duties
+        if sess.children:
+            timeout = now - cfg.child_timeout
+            for caddr in [a for a, c in sess.children.items() if c.last_heard < timeout]:
+                c = sess.children.pop(caddr)
+                self._events.append(ChildLeft(sess.station_id, caddr, c.node_id, "timeout"))
+            if now >= sess.next_pstat or now - sess.last_data_out > cfg.parent_timeout / 2:
+                sess.next_pstat = now + cfg.status_interval
+                sess.last_data_out = now
+                head = sess.head if sess.head >= 0 else wire.FRESH
+                raw = wire.PStat(sess.tag, sess.depth, head, sess.path, sess.parent).encode()
+                for caddr in sess.children:
+                    self._send(raw, caddr)
+        self._evict(sess)
+        if sess.leaving and (not sess.children or now >= sess.leave_deadline):
+            self._end_session(sess)
+
+    def _tick_child(self, sess: Session, now: float) -> None:
+        cfg = self.config
+        # parent liveness
+        if sess.parent is not None and now - sess.parent_last > cfg.parent_timeout:
+            self._lose_parent(sess, now, "timeout")
+        # seeking a parent
+        if sess.seeking:
+            if sess.attaching is not None and now - sess.attach_sent > cfg.attach_timeout:
+                sess.dead[sess.attaching] = now + 5.0
+                sess.candidates.pop(sess.attaching, None)
+                sess.attaching = None
+            if sess.attaching is None:
+                if sess.window_end is not None and now >= sess.window_end:
+                    self._attach_best(sess, now)
+                elif sess.window_end is None and now >= sess.next_round:
+                    if not self._attach_best(sess, now):
+                        self._join_round(sess, now)
+        elif sess.parent is not None and now >= sess.next_refresh:
+            # keep backup candidates fresh
+            sess.next_refresh = now + cfg.refresh_interval * (0.5 + self.rng.random())
+            pool = [a for a, h in self.hosts.items() if h.tag == sess.tag and a != sess.parent]
+            for a in self.rng.sample(pool, min(3, len(pool))):
+                self._ask(sess, a, now)
+        if sess.parent is not None:
+            self._request_repairs(sess, now)
+            if now >= sess.next_cstat:
+                sess.next_cstat = now + cfg.status_interval
+                free = sess.free_slots(cfg.slots)
+                msg = wire.CStat(sess.tag, self.node_id, free, cfg.slots, sess.contig)
+                self._send(msg.encode(), sess.parent)
+        # playout: give up on chunks that did not come in time
+        if sess.waiting_since is not None and now - sess.waiting_since > cfg.cushion_seconds:
+            self._skip(sess, now)
+        # stale unverified chunks
+        if len(sess.pending) > 0:
+            for seq in [s for s, (_, t) in sess.pending.items() if now - t > 5.0 or s < sess.low]:
+                del sess.pending[seq]
+
+    def _skip(self, sess: Session, now: float) -> None:
+        hist = sess.history
+        seq = sess.play_next
+        while seq <= sess.head:
+            d = hist.get(seq)
+            if d is not None and d[16] & wire.DATA_FRAME_START:
+                break
+            seq += 1
+        count = seq - sess.play_next
+        if count <= 0:
+            sess.waiting_since = None
+            return
+        self._events.append(Skipped(sess.station_id, sess.play_next, count))
+        self.stats.skipped_chunks += count
+        for s in range(sess.play_next, seq):
+            sess.requested.pop(s, None)
+        sess.play_next = seq
+        if sess.contig < seq:
+            sess.contig = seq
+            while sess.contig in hist:
+                sess.contig += 1
+        if sess.low < seq:
+            sess.low = seq
+        self._play(sess, now)
+
+    def _evict(self, sess: Session) -> None:
+        if sess.head < 0:
+            return
+        hist = sess.history
+        limit = (sess.head_ts - int(self.config.history_seconds * 1000)) & 0xFFFFFFFF
+        low = sess.low
+        while low < sess.head:
+            d = hist.get(low)
+            if d is None:
+                if low >= sess.play_next and not sess.is_source:
+                    break  # still wanted: playback waits for it
+                low += 1
+                continue
+            ts = _SEQ_TS.unpack_from(d, 8)[1]
+            if not (ts - limit) & 0x80000000:  # ts >= limit
+                break
+            if low >= sess.play_next and not sess.is_source:
+                break
+            del hist[low]
+            low += 1
+        if low != sess.low:
+            for s in range(sess.low, low):
+                sess.hashes.pop(s, None)
+                fs = sess.seal_of.pop(s, None)
+                if fs is not None and fs + wire.MAX_SEAL_COUNT <= low:
+                    sess.seals.pop(fs, None)
+                sess.requested.pop(s, None)
+            sess.low = low
+            if sess.contig < low:
+                sess.contig = low

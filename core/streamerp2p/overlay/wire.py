@@ -1,0 +1,590 @@
+"""Versioned binary wire format of the overlay (see docs/protocol.md).
+
+Every datagram starts with a 4-byte header: magic ``b"SP"``, protocol version, message type.
+All integers are big-endian. Datagrams are at most :data:`MAX_DATAGRAM` bytes so that they
+never fragment at the IP layer. Decoding checks every length and bound and raises only
+:class:`WireError`; unknown message types raise :class:`UnknownMessage` (a ``WireError``) so
+receivers can ignore them and count them apart from garbage.
+
+The DATA message is the hot path: the relay loop never decodes it into an object, it reads the
+fixed header with :data:`DATA_HEADER` and forwards the datagram bytes unchanged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass, field
+
+MAGIC = b"SP"
+VERSION = 1
+MAX_DATAGRAM = 1400
+
+Addr = tuple[str, int]
+
+# message types
+HELLO_REQ = 0x01
+HELLO = 0x02
+JOIN_REQ = 0x10
+OFFER = 0x11
+ATTACH = 0x12
+ATTACH_OK = 0x13
+ATTACH_NO = 0x14
+DATA = 0x20
+SEAL = 0x21
+NACK = 0x22
+PSTAT = 0x23
+CSTAT = 0x24
+LEAVE = 0x25
+DETACH = 0x26
+STATION = 0x30
+STATION_REQ = 0x31
+
+ID_LEN = 8  # node id
+STATION_ID_LEN = 16
+TAG_LEN = 4  # first bytes of the station id, routes data messages
+HASH_LEN = 16
+SIG_LEN = 64
+MAX_PATH = 32
+MAX_REFERRALS = 8
+MAX_HOSTS = 40
+MAX_SEAL_COUNT = 32
+MAX_NACK_RANGES = 64
+FRESH = 0xFFFFFFFF  # ATTACH.from_seq for a new listener: "start me at your cushion point"
+
+# DATA: magic(2) version(1) type(1) tag(4) seq(4) ts_ms(4) flags(1) payload
+DATA_HEADER = struct.Struct("!2sBB4sIIB")
+DATA_HEADER_LEN = DATA_HEADER.size  # 17
+MAX_PAYLOAD = MAX_DATAGRAM - DATA_HEADER_LEN
+DATA_FRAME_START = 0x01  # payload begins on a decodable frame boundary
+DATA_HASHED_FROM = 8  # chunk hash covers seq, ts, flags and payload
+
+_HDR = struct.Struct("!2sBB")
+_U8 = struct.Struct("!B")
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+
+
+class WireError(ValueError):
+    """A datagram that is not a valid message of this protocol."""
+
+
+class UnknownMessage(WireError):
+    """A well-formed header with a message type this version does not know."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reader / writer helpers
+# ---------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data = data
+        self.pos = pos
+
+    def take(self, n: int) -> bytes:
+        end = self.pos + n
+        if end > len(self.data):
+            raise WireError("truncated message")
+        out = self.data[self.pos : end]
+        self.pos = end
+        return bytes(out)
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def u16(self) -> int:
+        return int(_U16.unpack(self.take(2))[0])
+
+    def u32(self) -> int:
+        return int(_U32.unpack(self.take(4))[0])
+
+    def u64(self) -> int:
+        return int.from_bytes(self.take(8), "big")
+
+    def addr(self) -> Addr:
+        fam = self.u8()
+        if fam == 4:
+            ip = str(ipaddress.IPv4Address(self.take(4)))
+        elif fam == 6:
+            ip = str(ipaddress.IPv6Address(self.take(16)))
+        else:
+            raise WireError(f"bad address family {fam}")
+        return (ip, self.u16())
+
+    def addrs(self, limit: int) -> list[Addr]:
+        n = self.u8()
+        if n > limit:
+            raise WireError("too many addresses")
+        return [self.addr() for _ in range(n)]
+
+    def ids(self, limit: int) -> list[bytes]:
+        n = self.u8()
+        if n > limit:
+            raise WireError("path too long")
+        return [self.take(ID_LEN) for _ in range(n)]
+
+    def text(self, limit: int) -> str:
+        n = self.u16()
+        if n > limit:
+            raise WireError("string too long")
+        try:
+            return self.take(n).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WireError("bad utf-8") from exc
+
+    def end(self) -> None:
+        # Extra trailing bytes are allowed (forward compatibility: newer versions may append).
+        return None
+
+
+def _addr(a: Addr) -> bytes:
+    ip = ipaddress.ip_address(a[0])
+    if ip.version == 4:
+        return b"\x04" + ip.packed + _U16.pack(a[1])
+    return b"\x06" + ip.packed + _U16.pack(a[1])
+
+
+def _addrs(addrs: list[Addr], limit: int) -> bytes:
+    addrs = addrs[:limit]
+    return _U8.pack(len(addrs)) + b"".join(_addr(a) for a in addrs)
+
+
+def _ids(ids: list[bytes], limit: int) -> bytes:
+    ids = ids[-limit:]
+    return _U8.pack(len(ids)) + b"".join(ids)
+
+
+def _text(s: str, limit: int) -> bytes:
+    b = s.encode("utf-8")[:limit]
+    # never cut a multi-byte character in half
+    b = b.decode("utf-8", "ignore").encode("utf-8")
+    return _U16.pack(len(b)) + b
+
+
+def header(mtype: int) -> bytes:
+    return _HDR.pack(MAGIC, VERSION, mtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class HostEntry:
+    node_id: bytes
+    tag: bytes  # station tag the host is tuned to, or 4 zero bytes
+    addr: Addr
+
+
+@dataclass(slots=True)
+class HelloReq:
+    req_id: int
+    node_id: bytes
+    tag: bytes
+    flags: int = 0
+
+    TYPE = HELLO_REQ
+
+    def encode(self) -> bytes:
+        return (
+            header(HELLO_REQ)
+            + _U32.pack(self.req_id)
+            + self.node_id
+            + self.tag
+            + bytes([self.flags])
+        )
+
+
+@dataclass(slots=True)
+class Hello:
+    req_id: int
+    node_id: bytes
+    tag: bytes
+    observed: Addr  # the requester's address as this node sees it
+    hosts: list[HostEntry] = field(default_factory=list)
+
+    TYPE = HELLO
+
+    def encode(self) -> bytes:
+        hosts = self.hosts[:MAX_HOSTS]
+        out = [header(HELLO), _U32.pack(self.req_id), self.node_id, self.tag, _addr(self.observed)]
+        out.append(_U8.pack(len(hosts)))
+        for h in hosts:
+            out += [h.node_id, h.tag, _addr(h.addr)]
+        return b"".join(out)
+
+
+@dataclass(slots=True)
+class JoinReq:
+    station_id: bytes
+    req_id: int
+    node_id: bytes
+
+    TYPE = JOIN_REQ
+
+    def encode(self) -> bytes:
+        return header(JOIN_REQ) + self.station_id + _U32.pack(self.req_id) + self.node_id
+
+
+OFFER_IN_TREE = 0x01
+OFFER_SOURCE = 0x02
+
+
+@dataclass(slots=True)
+class Offer:
+    station_id: bytes
+    req_id: int
+    node_id: bytes
+    flags: int
+    free: int
+    slots: int
+    depth: int
+    head_seq: int
+    path: list[bytes]
+    referrals: list[Addr]
+
+    TYPE = OFFER
+
+    def encode(self) -> bytes:
+        return b"".join(
+            [
+                header(OFFER),
+                self.station_id,
+                _U32.pack(self.req_id),
+                self.node_id,
+                bytes(
+                    [self.flags, min(self.free, 255), min(self.slots, 255), min(self.depth, 255)]
+                ),
+                _U32.pack(self.head_seq),
+                _ids(self.path, MAX_PATH),
+                _addrs(self.referrals, MAX_REFERRALS),
+            ]
+        )
+
+
+@dataclass(slots=True)
+class Attach:
+    station_id: bytes
+    node_id: bytes
+    from_seq: int  # FRESH for a new listener
+
+    TYPE = ATTACH
+
+    def encode(self) -> bytes:
+        return header(ATTACH) + self.station_id + self.node_id + _U32.pack(self.from_seq)
+
+
+@dataclass(slots=True)
+class AttachOk:
+    station_id: bytes
+    node_id: bytes
+    depth: int  # the parent's depth
+    head_seq: int
+    start_seq: int  # first seq the parent will serve this child
+    path: list[bytes]  # root .. parent
+
+    TYPE = ATTACH_OK
+
+    def encode(self) -> bytes:
+        return b"".join(
+            [
+                header(ATTACH_OK),
+                self.station_id,
+                self.node_id,
+                bytes([min(self.depth, 255)]),
+                _U32.pack(self.head_seq),
+                _U32.pack(self.start_seq),
+                _ids(self.path, MAX_PATH),
+            ]
+        )
+
+
+NO_FULL = 1
+NO_LOOP = 2
+NO_NOT_IN_TREE = 3
+NO_LEAVING = 4
+
+
+@dataclass(slots=True)
+class AttachNo:
+    station_id: bytes
+    reason: int
+    referrals: list[Addr]
+
+    TYPE = ATTACH_NO
+
+    def encode(self) -> bytes:
+        return (
+            header(ATTACH_NO)
+            + self.station_id
+            + bytes([self.reason])
+            + _addrs(self.referrals, MAX_REFERRALS)
+        )
+
+
+@dataclass(slots=True)
+class Seal:
+    """A station-signed batch of chunk hashes: authenticates chunks first_seq..first_seq+n-1."""
+
+    tag: bytes
+    first_seq: int
+    hashes: list[bytes]
+    signature: bytes
+
+    TYPE = SEAL
+
+    def encode(self) -> bytes:
+        return (
+            header(SEAL)
+            + self.tag
+            + _U32.pack(self.first_seq)
+            + bytes([len(self.hashes)])
+            + b"".join(self.hashes)
+            + self.signature
+        )
+
+    @staticmethod
+    def signed_bytes(station_id: bytes, first_seq: int, hashes: list[bytes]) -> bytes:
+        return (
+            b"SP-seal" + station_id + _U32.pack(first_seq) + bytes([len(hashes)]) + b"".join(hashes)
+        )
+
+
+@dataclass(slots=True)
+class Nack:
+    tag: bytes
+    ranges: list[tuple[int, int]]  # (first seq, count)
+
+    TYPE = NACK
+
+    def encode(self) -> bytes:
+        rs = self.ranges[:MAX_NACK_RANGES]
+        return (
+            header(NACK)
+            + self.tag
+            + bytes([len(rs)])
+            + b"".join(_U32.pack(s) + _U16.pack(min(c, 0xFFFF)) for s, c in rs)
+        )
+
+
+@dataclass(slots=True)
+class PStat:
+    """Parent -> child status: heartbeat, tree position and a backup parent."""
+
+    tag: bytes
+    depth: int  # the parent's depth
+    head_seq: int
+    path: list[bytes]  # root .. parent
+    backup: Addr | None  # the parent's own parent (grandparent of the child)
+
+    TYPE = PSTAT
+
+    def encode(self) -> bytes:
+        b = _addrs([self.backup], 1) if self.backup else b"\x00"
+        return (
+            header(PSTAT)
+            + self.tag
+            + bytes([min(self.depth, 255)])
+            + _U32.pack(self.head_seq)
+            + _ids(self.path, MAX_PATH)
+            + b
+        )
+
+
+@dataclass(slots=True)
+class CStat:
+    """Child -> parent status: liveness and spare relay capacity."""
+
+    tag: bytes
+    node_id: bytes
+    free: int
+    slots: int
+    next_seq: int
+
+    TYPE = CSTAT
+
+    def encode(self) -> bytes:
+        return (
+            header(CSTAT)
+            + self.tag
+            + self.node_id
+            + bytes([min(self.free, 255), min(self.slots, 255)])
+            + _U32.pack(self.next_seq)
+        )
+
+
+@dataclass(slots=True)
+class Leave:
+    tag: bytes
+    grace_ms: int
+    referrals: list[Addr]
+
+    TYPE = LEAVE
+
+    def encode(self) -> bytes:
+        return (
+            header(LEAVE)
+            + self.tag
+            + _U16.pack(min(self.grace_ms, 0xFFFF))
+            + _addrs(self.referrals, MAX_REFERRALS)
+        )
+
+
+@dataclass(slots=True)
+class Detach:
+    tag: bytes
+    node_id: bytes
+
+    TYPE = DETACH
+
+    def encode(self) -> bytes:
+        return header(DETACH) + self.tag + self.node_id
+
+
+@dataclass(slots=True)
+class StationMsg:
+    record: bytes  # a signed station record (see records.py)
+
+    TYPE = STATION
+
+    def encode(self) -> bytes:
+        return header(STATION) + self.record
+
+
+@dataclass(slots=True)
+class StationReq:
+    station_id: bytes
+
+    TYPE = STATION_REQ
+
+    def encode(self) -> bytes:
+        return header(STATION_REQ) + self.station_id
+
+
+Message = (
+    HelloReq
+    | Hello
+    | JoinReq
+    | Offer
+    | Attach
+    | AttachOk
+    | AttachNo
+    | Seal
+    | Nack
+    | PStat
+    | CStat
+    | Leave
+    | Detach
+    | StationMsg
+    | StationReq
+)
+
+
+def check_header(data: bytes) -> int:
+    """Return the message type of ``data`` or raise WireError."""
+    if len(data) < 4:
+        raise WireError("datagram too short")
+    if len(data) > MAX_DATAGRAM:
+        raise WireError("datagram too long")
+    if data[0:2] != MAGIC:
+        raise WireError("bad magic")
+    if data[2] != VERSION:
+        raise WireError(f"unsupported version {data[2]}")
+    return data[3]
+
+
+def decode(data: bytes) -> Message:
+    """Decode a control message (not DATA: use :data:`DATA_HEADER` for that)."""
+    mtype = check_header(data)
+    r = _Reader(data, 4)
+    msg: Message
+    if mtype == HELLO_REQ:
+        msg = HelloReq(r.u32(), r.take(ID_LEN), r.take(TAG_LEN), r.u8())
+    elif mtype == HELLO:
+        req_id, nid, tag, observed = r.u32(), r.take(ID_LEN), r.take(TAG_LEN), r.addr()
+        n = r.u8()
+        if n > MAX_HOSTS:
+            raise WireError("too many hosts")
+        hosts = [HostEntry(r.take(ID_LEN), r.take(TAG_LEN), r.addr()) for _ in range(n)]
+        msg = Hello(req_id, nid, tag, observed, hosts)
+    elif mtype == JOIN_REQ:
+        msg = JoinReq(r.take(STATION_ID_LEN), r.u32(), r.take(ID_LEN))
+    elif mtype == OFFER:
+        sid, req_id, nid = r.take(STATION_ID_LEN), r.u32(), r.take(ID_LEN)
+        flags, free, slots, depth = r.u8(), r.u8(), r.u8(), r.u8()
+        msg = Offer(
+            sid,
+            req_id,
+            nid,
+            flags,
+            free,
+            slots,
+            depth,
+            r.u32(),
+            r.ids(MAX_PATH),
+            r.addrs(MAX_REFERRALS),
+        )
+    elif mtype == ATTACH:
+        msg = Attach(r.take(STATION_ID_LEN), r.take(ID_LEN), r.u32())
+    elif mtype == ATTACH_OK:
+        msg = AttachOk(
+            r.take(STATION_ID_LEN), r.take(ID_LEN), r.u8(), r.u32(), r.u32(), r.ids(MAX_PATH)
+        )
+    elif mtype == ATTACH_NO:
+        msg = AttachNo(r.take(STATION_ID_LEN), r.u8(), r.addrs(MAX_REFERRALS))
+    elif mtype == SEAL:
+        tag, first = r.take(TAG_LEN), r.u32()
+        n = r.u8()
+        if n == 0 or n > MAX_SEAL_COUNT:
+            raise WireError("bad seal count")
+        hashes = [r.take(HASH_LEN) for _ in range(n)]
+        msg = Seal(tag, first, hashes, r.take(SIG_LEN))
+    elif mtype == NACK:
+        tag = r.take(TAG_LEN)
+        n = r.u8()
+        if n > MAX_NACK_RANGES:
+            raise WireError("too many ranges")
+        msg = Nack(tag, [(r.u32(), r.u16()) for _ in range(n)])
+    elif mtype == PSTAT:
+        tag, depth, head, path = r.take(TAG_LEN), r.u8(), r.u32(), r.ids(MAX_PATH)
+        backups = r.addrs(1)
+        msg = PStat(tag, depth, head, path, backups[0] if backups else None)
+    elif mtype == CSTAT:
+        msg = CStat(r.take(TAG_LEN), r.take(ID_LEN), r.u8(), r.u8(), r.u32())
+    elif mtype == LEAVE:
+        msg = Leave(r.take(TAG_LEN), r.u16(), r.addrs(MAX_REFERRALS))
+    elif mtype == DETACH:
+        msg = Detach(r.take(TAG_LEN), r.take(ID_LEN))
+    elif mtype == STATION:
+        msg = StationMsg(bytes(data[4:]))
+    elif mtype == STATION_REQ:
+        msg = StationReq(r.take(STATION_ID_LEN))
+    elif mtype == DATA:
+        raise WireError("DATA is not decoded into an object; use DATA_HEADER")
+    else:
+        raise UnknownMessage(f"unknown message type {mtype:#x}")
+    r.end()
+    return msg
+
+
+def encode_data(tag: bytes, seq: int, ts_ms: int, flags: int, payload: bytes) -> bytes:
+    if len(payload) > MAX_PAYLOAD:
+        raise WireError("payload too large")
+    return DATA_HEADER.pack(MAGIC, VERSION, DATA, tag, seq, ts_ms & 0xFFFFFFFF, flags) + payload
+
+
+def decode_data(data: bytes) -> tuple[bytes, int, int, int, bytes]:
+    """(tag, seq, ts_ms, flags, payload) of a DATA datagram; raises WireError."""
+    if len(data) < DATA_HEADER_LEN:
+        raise WireError("truncated data")
+    if len(data) > MAX_DATAGRAM:
+        raise WireError("datagram too long")
+    magic, ver, mtype, tag, seq, ts, flags = DATA_HEADER.unpack_from(data)
+    if magic != MAGIC or ver != VERSION or mtype != DATA:
+        raise WireError("not a data message")
+    return tag, seq, ts, flags, bytes(data[DATA_HEADER_LEN:])

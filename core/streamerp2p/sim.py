@@ -1,0 +1,148 @@
+"""Deterministic simulator: drives unchanged overlay nodes on virtual time.
+
+A seeded event heap delivers datagrams over a link model (per-peer one-way delay, random loss,
+upload bandwidth with serialisation) and fires each node's timer. The simulator calls the very
+same :class:`~streamerp2p.overlay.node.Node` methods the anyio runtime calls; nothing in the
+overlay knows which of the two drives it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .overlay.events import Event
+from .overlay.node import Node
+from .overlay.wire import Addr
+
+
+@dataclass(slots=True)
+class Link:
+    delay: float = 0.01  # one-way, seconds, to the "internet core"
+    loss: float = 0.0  # probability a datagram sent or received here is lost
+    upload_bps: float | None = None  # None = unlimited
+
+
+@dataclass(slots=True)
+class SimPeer:
+    addr: Addr
+    node: Node
+    link: Link
+    alive: bool = True
+    busy_until: float = 0.0  # upload serialisation
+    timer_at: float | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+class Simulator:
+    def __init__(self, seed: int = 1) -> None:
+        self.rng = random.Random(seed)
+        self.now = 0.0
+        self.peers: dict[Addr, SimPeer] = {}
+        self._heap: list[tuple[float, int, int, Addr, bytes | None, Addr | None]] = []
+        self._n = 0
+        self.drop: Callable[[Addr, Addr, bytes], bool] | None = None  # tests: drop chosen datagrams
+        self.on_event: Callable[[SimPeer, Event], None] | None = None
+        self.keep_events = True
+        self.delivered = 0
+        self.lost = 0
+
+    # -------------------------------------------------------------- setup
+
+    def add(self, node: Node, addr: Addr, link: Link | None = None) -> SimPeer:
+        peer = SimPeer(addr, node, link or Link())
+        self.peers[addr] = peer
+        self._schedule_timer(peer)
+        return peer
+
+    def kill(self, addr: Addr) -> None:
+        """Crash: the node stops receiving, sending and ticking at once."""
+        self.peers[addr].alive = False
+
+    def call(self, addr: Addr, fn: Callable[[Node, float], object]) -> object:
+        """Run a command on a node now (e.g. ``lambda n, t: n.tune(sid, hosts, t)``)."""
+        peer = self.peers[addr]
+        result = fn(peer.node, self.now)
+        self._flush(peer)
+        return result
+
+    # -------------------------------------------------------------- running
+
+    def run_until(self, t: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= t:
+            when, _, kind, dst, data, src = heapq.heappop(heap)
+            self.now = when
+            peer = self.peers.get(dst)
+            if peer is None or not peer.alive:
+                continue
+            if kind == 0:
+                if peer.timer_at != when:
+                    continue  # superseded
+                peer.timer_at = None
+                peer.node.handle_timer(when)
+            else:
+                assert data is not None and src is not None
+                self.delivered += 1
+                peer.node.receive_datagram(data, src, when)
+            self._flush(peer)
+        self.now = t
+
+    def run_for(self, seconds: float) -> None:
+        self.run_until(self.now + seconds)
+
+    def run_while(self, cond: Callable[[], bool], limit: float, step: float = 0.05) -> bool:
+        """Run until ``cond()`` is false or ``limit`` seconds pass; True if cond became false."""
+        end = self.now + limit
+        while self.now < end:
+            if not cond():
+                return True
+            self.run_for(step)
+        return not cond()
+
+    # -------------------------------------------------------------- internals
+
+    def _push(
+        self, when: float, kind: int, dst: Addr, data: bytes | None, src: Addr | None
+    ) -> None:
+        self._n += 1
+        heapq.heappush(self._heap, (when, self._n, kind, dst, data, src))
+
+    def _schedule_timer(self, peer: SimPeer) -> None:
+        t = max(peer.node.get_timer(), self.now)
+        if peer.timer_at is None or t < peer.timer_at or peer.timer_at < self.now:
+            peer.timer_at = t
+            self._push(t, 0, peer.addr, None, None)
+
+    def _flush(self, peer: SimPeer) -> None:
+        node = peer.node
+        out = node.datagrams_to_send()
+        if out:
+            rng = self.rng
+            link = peer.link
+            for data, dst in out:
+                dpeer = self.peers.get(dst)
+                depart = self.now
+                if link.upload_bps:
+                    depart = max(self.now, peer.busy_until) + len(data) * 8 / link.upload_bps
+                    peer.busy_until = depart
+                if dpeer is None:
+                    continue
+                if self.drop is not None and self.drop(peer.addr, dst, data):
+                    self.lost += 1
+                    continue
+                loss = link.loss + dpeer.link.loss
+                if loss and rng.random() < loss:
+                    self.lost += 1
+                    continue
+                self._push(depart + link.delay + dpeer.link.delay, 1, dst, data, peer.addr)
+        events = node.events()
+        if events:
+            if self.on_event is not None:
+                for ev in events:
+                    self.on_event(peer, ev)
+            if self.keep_events:
+                peer.events.extend(events)
+        self._schedule_timer(peer)
