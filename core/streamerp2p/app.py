@@ -1,0 +1,427 @@
+"""The running node: overlay + UDP runtime + local HTTP output + ingest + plugin events.
+
+Front ends, the command line, the demo and the benchmarks all drive an :class:`App`. Several
+apps can run in one event loop (the demo runs a whole small network in one process).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import logging
+import os
+import re
+import socket
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from .http_output import HttpOutputServer, write_playlists
+from .link import Link, format_hostport
+from .output import StationOutput
+from .overlay import events as ev
+from .overlay.node import Node, NodeConfig
+from .overlay.records import StationKey, encode_station_id
+from .overlay.wire import Addr
+from .plugins import PluginHost
+from .runtime import UdpRuntime
+from .types import IngestContext, PeerInfo, SourceConnection, StationMeta
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class NodeOptions:
+    host: str = "0.0.0.0"
+    port: int = 8466
+    advertise: str = ""  # host put in links; "" = guess
+    seeds: list[Addr] = field(default_factory=list)
+    http_host: str = "127.0.0.1"
+    http_port: int = 8467
+    http: bool = True
+    overlay: NodeConfig = field(default_factory=NodeConfig)
+
+    @classmethod
+    def from_config(cls, config: Any, **overrides: Any) -> NodeOptions:
+        from .link import parse_hostport
+
+        ov = NodeConfig(
+            slots=int(config.get("node.slots")),
+            history_seconds=float(config.get("node.history_seconds")),
+            cushion_seconds=float(config.get("node.cushion_seconds")),
+            parent_timeout=float(config.get("node.parent_timeout")),
+            leave_grace=float(config.get("node.leave_grace")),
+        )
+        opts = cls(
+            host=config.get("node.host"),
+            port=int(config.get("node.port")),
+            seeds=[parse_hostport(s) for s in config.get("node.seeds")],
+            http_host=config.get("http.host"),
+            http_port=int(config.get("http.port")),
+            overlay=ov,
+        )
+        for k, v in overrides.items():
+            if v is None:
+                continue
+            if k == "slots":
+                opts.overlay.slots = int(v)
+            else:
+                setattr(opts, k, v)
+        return opts
+
+
+def guess_local_ip() -> str:
+    """Best guess of this machine's LAN address (no datagram is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1; connect() on UDP sends nothing
+            return str(s.getsockname()[0])
+    except OSError:
+        return "127.0.0.1"
+
+
+def slug(text: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "-", text.strip()).strip("-").lower()
+    return s or "station"
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def load_station_key(state_dir: Path, name: str) -> StationKey:
+    """The station's key from the state dir, created on first use (same name, same station)."""
+    path = state_dir / "stations" / f"{slug(name)}.key"
+    if path.exists():
+        seed = path.read_bytes()
+        if len(seed) != 32:
+            raise ValueError(f"{path}: not a station key (expected 32 bytes)")
+        return StationKey.from_seed(seed)
+    key = StationKey.generate()
+    write_atomic(path, key.seed())
+    return key
+
+
+class App:
+    def __init__(
+        self,
+        opts: NodeOptions,
+        state_dir: Path,
+        plugins: PluginHost,
+        *,
+        out: Callable[[str], None] | None = None,
+    ) -> None:
+        self.opts = opts
+        self.state_dir = state_dir
+        self.plugins = plugins
+        self.out = out or (lambda line: None)
+        self.node = Node(opts.overlay)
+        self.node.add_seeds(opts.seeds)
+        self.runtime = UdpRuntime(self.node, opts.host, opts.port, on_event=self._on_event)
+        self.http = HttpOutputServer(opts.http_host, opts.http_port) if opts.http else None
+        self.outputs: dict[bytes, StationOutput] = {}
+        self.first_audio: dict[bytes, anyio.Event] = {}
+        self.left = anyio.Event()
+        self.listeners: list[Callable[[ev.Event], None]] = []
+        self._broadcasts: dict[str, bytes] = {}  # mount -> station id
+        self._metas: dict[bytes, StationMeta] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self, tg: TaskGroup) -> None:
+        self.runtime.bind()
+        await tg.start(self.runtime.run)
+        if self.http is not None:
+            await tg.start(self.http.serve)
+
+    @property
+    def address(self) -> Addr:
+        return self.runtime.address
+
+    def advertised(self) -> Addr:
+        host = self.opts.advertise
+        if not host:
+            bound = self.opts.host
+            host = bound if bound not in ("0.0.0.0", "::", "") else guess_local_ip()
+        return (host, self.runtime.port)
+
+    def now(self) -> float:
+        return self.runtime.clock()
+
+    async def leave(self, timeout: float | None = None) -> None:
+        """Polite leave: children re-home before this node goes."""
+        if timeout is None:
+            timeout = self.opts.overlay.leave_grace + 2.0
+        self.node.leave(self.now())
+        self.runtime.poke()
+        with anyio.move_on_after(timeout):
+            await self.left.wait()
+
+    # ------------------------------------------------------------------ listening
+
+    def tune(self, link: Link) -> StationOutput:
+        sid = link.station_id
+        out = self._output(sid, StationMeta(name=link.name))
+        self.node.tune(sid, list(link.seeds) + self.opts.seeds, self.now())
+        self.runtime.poke()
+        return out
+
+    def stream_url(self, station_id: bytes) -> str:
+        assert self.http is not None
+        return self.http.url(encode_station_id(station_id))
+
+    def write_playlists(self, station_id: bytes) -> tuple[Path, Path]:
+        meta = self._metas.get(station_id, StationMeta())
+        return write_playlists(
+            self.state_dir / "playlists",
+            encode_station_id(station_id),
+            meta.name or "Streamer P2P",
+            self.stream_url(station_id),
+        )
+
+    def _output(self, sid: bytes, meta: StationMeta) -> StationOutput:
+        out = self.outputs.get(sid)
+        if out is None:
+            out = StationOutput(encode_station_id(sid), meta)
+            self.outputs[sid] = out
+            self.first_audio[sid] = anyio.Event()
+            self._metas[sid] = meta
+            if self.http is not None:
+                self.http.add(out)
+        return out
+
+    # ------------------------------------------------------------------ broadcasting
+
+    def start_station(self, key: StationKey, meta: StationMeta, mount: str = "/") -> Link:
+        sid = key.station_id
+        self._output(sid, meta)
+        self.node.start_broadcast(key, meta, self.now())
+        self.runtime.poke()
+        self._broadcasts[mount] = sid
+        return self.link(sid)
+
+    def link(self, station_id: bytes) -> Link:
+        meta = self._metas.get(station_id, StationMeta())
+        return Link(station_id, meta.name, (self.advertised(),))
+
+    def push_bytes_framer(self, station_id: bytes) -> Callable[[bytes], None]:
+        """A sink for a raw stream of this station's codec (used by the demo tone source)."""
+        meta = self._metas[station_id]
+        codec = (
+            self.plugins.codec(meta.codec)
+            if meta.codec
+            else self.plugins.codec_for(meta.content_type)
+        )
+        if codec is None:
+            raise ValueError(f"no codec plugin for {meta.content_type}")
+        framer = codec.framer()
+        announced = False
+
+        def push(data: bytes) -> None:
+            nonlocal announced
+            frames = framer.push(data)
+            if frames:
+                self.node.broadcast_frames(station_id, frames, self.now())
+                self.runtime.flush()
+                if not announced and framer.format() is not None:
+                    announced = True
+                    self._announce_format(station_id, codec.name, framer.format())
+
+        return push
+
+    def _announce_format(self, sid: bytes, codec_name: str, fmt: Any) -> None:
+        meta = self._metas[sid]
+        meta = replace(
+            meta,
+            codec=codec_name,
+            bitrate=meta.bitrate or fmt.bitrate,
+            sample_rate=fmt.sample_rate,
+            channels=fmt.channels,
+        )
+        self._metas[sid] = meta
+        self.node.update_station(sid, self.now(), meta=meta)
+        self.runtime.poke()
+
+    async def serve_ingest(
+        self, tg: TaskGroup, name: str, host: str, port: int, password: str, station_id: bytes
+    ) -> tuple[str, int]:
+        """Run an ingest server whose sources feed ``station_id``; returns where it listens."""
+        spec = self.plugins.ingest(name)
+        started: dict[str, tuple[str, int]] = {}
+        ready = anyio.Event()
+
+        def on_started(h: str, p: int) -> None:
+            started["addr"] = (h, p)
+            ready.set()
+
+        def check_password(user: str, pw: str) -> bool:
+            return hmac.compare_digest(pw.encode(), password.encode())
+
+        async def on_source(conn: SourceConnection) -> None:
+            await self._run_source(station_id, conn)
+
+        def on_title(mount: str, title: str) -> None:
+            self.node.update_station(station_id, self.now(), title=title)
+            self.runtime.poke()
+
+        ctx = IngestContext(host, port, check_password, on_source, on_title, on_started)
+        tg.start_soon(spec.serve, ctx)
+        with anyio.fail_after(10):
+            await ready.wait()
+        return started["addr"]
+
+    async def _run_source(self, sid: bytes, conn: SourceConnection) -> None:
+        info = conn.info
+        meta = self._metas[sid]
+        meta = replace(
+            meta,
+            name=meta.name or info.name,
+            genre=meta.genre or info.genre,
+            description=meta.description or info.description,
+            url=meta.url or info.url,
+            content_type=info.content_type or meta.content_type,
+            bitrate=info.bitrate or meta.bitrate,
+        )
+        self._metas[sid] = meta
+        self.out(f"source connected: {conn.peer} {info.content_type} {info.user_agent}".rstrip())
+        head = b""
+        framer = None
+        codec = None
+        announced = False
+        try:
+            async for data in conn:
+                if framer is None:
+                    head += data
+                    codec = self.plugins.codec_for(info.content_type or None, head)
+                    if codec is None:
+                        if len(head) < 16384:
+                            continue
+                        self.out(f"source rejected: unknown format {info.content_type!r}")
+                        return
+                    framer = codec.framer()
+                    data, head = head, b""
+                frames = framer.push(data)
+                if frames:
+                    self.node.broadcast_frames(sid, frames, self.now())
+                    self.runtime.flush()
+                    fmt = framer.format()
+                    if not announced and fmt is not None and codec is not None:
+                        announced = True
+                        self._announce_format(sid, codec.name, fmt)
+        finally:
+            if framer is not None:
+                frames = framer.flush()
+                if frames:
+                    self.node.broadcast_frames(sid, frames, self.now())
+                self.runtime.poke()
+            self.out(f"source disconnected: {conn.peer}")
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event(self, e: ev.Event) -> None:
+        if isinstance(e, ev.AudioData):
+            out = self.outputs.get(e.station_id)
+            if out is not None:
+                out.feed(e.payload, e.frame_start)
+                fa = self.first_audio[e.station_id]
+                if not fa.is_set():
+                    fa.set()
+        elif isinstance(e, ev.StationUpdated):
+            rec = e.record
+            sid = rec.station_id
+            out = self.outputs.get(sid)
+            if out is not None:
+                out.set_meta(rec.meta)
+                if e.title_changed:
+                    out.set_title(rec.title)
+            if sid not in self._broadcasts.values():
+                self._metas[sid] = rec.meta
+            text = encode_station_id(sid)
+            self.plugins.emit("streamerp2p_station_seen", station_id=text, meta=rec.meta)
+            if e.title_changed and rec.title:
+                self.plugins.emit("streamerp2p_now_playing", station_id=text, title=rec.title)
+        elif isinstance(e, ev.Tuned):
+            self.out(
+                f"tuned: parent={format_hostport(e.parent)} depth={e.depth}"
+                + (" (re-homed)" if e.rehome else "")
+            )
+            meta = self._metas.get(e.station_id, StationMeta())
+            self.plugins.emit(
+                "streamerp2p_tuned",
+                station_id=encode_station_id(e.station_id),
+                meta=meta,
+                parent=PeerInfo(e.parent_id.hex(), format_hostport(e.parent)),
+            )
+        elif isinstance(e, ev.ParentLost):
+            self.out(f"parent lost: {format_hostport(e.parent)} ({e.reason})")
+        elif isinstance(e, ev.ChildJoined):
+            self.out(f"child joined: {format_hostport(e.addr)}")
+            self.plugins.emit(
+                "streamerp2p_peer_joined",
+                station_id=encode_station_id(e.station_id),
+                peer=PeerInfo(e.node_id.hex(), format_hostport(e.addr)),
+            )
+        elif isinstance(e, ev.ChildLeft):
+            self.out(f"child left: {format_hostport(e.addr)} ({e.reason})")
+            self.plugins.emit(
+                "streamerp2p_peer_left",
+                station_id=encode_station_id(e.station_id),
+                peer=PeerInfo(e.node_id.hex(), format_hostport(e.addr)),
+                reason=e.reason,
+            )
+        elif isinstance(e, ev.Skipped):
+            self.out(f"skipped: {e.count} chunks from seq {e.first_seq}")
+        elif isinstance(e, ev.LeaveComplete):
+            self.left.set()
+        for fn in self.listeners:
+            fn(e)
+
+    # ------------------------------------------------------------------ status
+
+    def status(self) -> dict[str, Any]:
+        n = self.node
+        sessions = []
+        for s in n.sessions.values():
+            sessions.append(
+                {
+                    "station_id": encode_station_id(s.station_id),
+                    "source": s.is_source,
+                    "parent": format_hostport(s.parent) if s.parent else None,
+                    "depth": s.depth,
+                    "children": [format_hostport(a) for a in s.children],
+                    "head": s.head,
+                    "played": s.play_next,
+                }
+            )
+        return {
+            "time": time.time(),
+            "cpu": time.process_time(),
+            "address": format_hostport(self.address),
+            "node_id": n.node_id.hex(),
+            "sessions": sessions,
+            "stats": {k: getattr(n.stats, k) for k in n.stats.__dataclass_fields__},
+        }
+
+    async def write_status_loop(self, path: Path, interval: float = 0.5) -> None:
+        while True:
+            write_atomic(path, json.dumps(self.status()).encode(), 0o644)
+            await anyio.sleep(interval)

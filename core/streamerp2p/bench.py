@@ -1,0 +1,203 @@
+"""``streamer bench relay``: relay cost per child and tune-in time, on loopback, as JSON.
+
+Set-up: a broadcaster process of generated 128 kbit/s mp3 with one slot; a relay process (the
+measured one) that is its only child; K child nodes (in this process, zero slots) that the
+broadcaster refers to the relay. The relay reports its own CPU time in its status file, so the
+figure is the relay process's whole cost (receive, verify, send to K children, its HTTP output).
+Tune-in: a fresh node tunes to the station N times; the time from ``tune`` to the first audio
+byte read by an HTTP client from the node's local output (the client connects first, as a
+player started with the node would).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from .app import App, NodeOptions
+from .link import Link
+from .overlay.node import NodeConfig
+from .plugins import load_plugins
+from .procs import NodeProcess, read_status
+
+
+def _wait_status(path: Path, cond: Any, timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = read_status(path)
+        if st is not None and cond(st):
+            return st
+        time.sleep(0.1)
+    raise TimeoutError(f"status condition not met: {read_status(path)}")
+
+
+async def _first_byte(app: App, station_id: bytes, link: Link) -> float:
+    """Seconds from tune() to the first audio byte at the node's HTTP output."""
+    t0 = time.perf_counter()
+    app.tune(link)
+    assert app.http is not None
+    stream = await anyio.connect_tcp("127.0.0.1", app.http.port)
+    async with stream:
+        path = app.stream_url(station_id).split(str(app.http.port), 1)[1]
+        await stream.send(f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += await stream.receive()
+        body = buf.split(b"\r\n\r\n", 1)[1]
+        while not body:
+            body = await stream.receive()
+    return time.perf_counter() - t0
+
+
+def run_relay_bench(*, children: int, seconds: float, tunes: int, as_json: bool) -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="streamer-bench-"))
+    procs: list[NodeProcess] = []
+
+    def say(msg: str) -> None:
+        if not as_json:
+            print(msg, flush=True)
+
+    try:
+        src = NodeProcess(
+            [
+                "--state-dir",
+                str(tmp / "src"),
+                "broadcast",
+                "--tone",
+                "--name",
+                "bench",
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--advertise",
+                "127.0.0.1",
+                "--slots",
+                "1",
+                "--http",
+                "127.0.0.1:0",
+            ],
+            name="broadcaster",
+        )
+        procs.append(src)
+        link = Link.parse(src.value("link:"))
+        status = tmp / "relay.json"
+        relay = NodeProcess(
+            [
+                "--state-dir",
+                str(tmp / "relay"),
+                "listen",
+                str(link),
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--slots",
+                str(children + 1),
+                "--http",
+                "127.0.0.1:0",
+                "--status-file",
+                str(status),
+            ],
+            name="relay",
+        )
+        procs.append(relay)
+        relay.wait_line("tuned:")
+        base_s = min(5.0, seconds)
+        st0 = _wait_status(status, lambda s: True, 10)
+        time.sleep(base_s)
+        st1 = read_status(status) or st0
+        base_cpu_per_s = (st1["cpu"] - st0["cpu"]) / max(1e-9, st1["time"] - st0["time"])
+        say(f"relay alone: {base_cpu_per_s * 1000:.2f} ms CPU per second")
+        result = anyio.run(_children_and_tunes, link, status, children, seconds, tunes, tmp, say)
+        result["relay_cpu_ms_per_s_no_children"] = round(base_cpu_per_s * 1000, 3)
+        marginal = (result["relay_cpu_ms_per_s"] - base_cpu_per_s * 1000) / children
+        result["relay_cpu_ms_per_child_second_marginal"] = round(marginal, 4)
+        print(json.dumps(result, indent=None if as_json else 2), flush=True)
+        return result
+    finally:
+        for p in procs:
+            p.stop()
+
+
+async def _children_and_tunes(
+    link: Link, status: Path, k: int, seconds: float, tunes: int, tmp: Path, say: Any
+) -> dict[str, Any]:
+    plugins = load_plugins()
+    apps: list[App] = []
+    result: dict[str, Any] = {"children": k, "seconds": seconds, "bitrate_kbps": 128}
+    async with anyio.create_task_group() as tg:
+        for i in range(k):
+            opts = NodeOptions(host="127.0.0.1", port=0, http=False, overlay=NodeConfig(slots=0))
+            app = App(opts, tmp / f"child{i}", plugins)
+            await app.start(tg)
+            app.tune(link)
+            apps.append(app)
+        deadline = anyio.current_time() + 30
+        while anyio.current_time() < deadline:
+            st = read_status(status)
+            if st and st["sessions"] and len(st["sessions"][0]["children"]) >= k:
+                break
+            await anyio.sleep(0.1)
+        else:
+            raise TimeoutError("children did not all attach to the relay")
+        await anyio.sleep(1.0)
+        st0 = read_status(status)
+        await anyio.sleep(seconds)
+        st1 = read_status(status)
+        assert st0 is not None and st1 is not None
+        dt = st1["time"] - st0["time"]
+        cpu = st1["cpu"] - st0["cpu"]
+        dg = st1["stats"]["datagrams_out"] - st0["stats"]["datagrams_out"]
+        result["relay_cpu_ms_per_s"] = round(cpu * 1000 / dt, 3)
+        result["relay_cpu_ms_per_child_second"] = round(cpu * 1000 / (dt * k), 4)
+        result["relay_datagrams_out_per_s"] = round(dg / dt, 1)
+        result["relay_bytes_out_per_s"] = round(
+            (st1["stats"]["bytes_out"] - st0["stats"]["bytes_out"]) / dt, 1
+        )
+        say(
+            f"relay with {k} children: {result['relay_cpu_ms_per_child_second']} ms per child-second"
+        )
+        for app in apps:
+            tg.start_soon(app.leave, 2.0)
+        await anyio.sleep(0.5)
+        # tune-in times
+        times: list[float] = []
+        for i in range(tunes):
+            opts = NodeOptions(
+                host="127.0.0.1",
+                port=0,
+                http_host="127.0.0.1",
+                http_port=0,
+                overlay=NodeConfig(slots=0),
+            )
+            app = App(opts, tmp / f"tuner{i}", plugins)
+            async with anyio.create_task_group() as tg2:
+                await app.start(tg2)
+                sid = link.station_id
+                with anyio.fail_after(10):
+                    times.append(await _first_byte(app, sid, link))
+                await app.leave(1.0)
+                tg2.cancel_scope.cancel()
+            if app.runtime.sock is not None:
+                app.runtime.sock.close()
+        times.sort()
+        result["tunes"] = len(times)
+        result["tune_in_p50_s"] = round(statistics.median(times), 4)
+        result["tune_in_p95_s"] = round(times[max(0, int(round(0.95 * len(times))) - 1)], 4)
+        result["tune_in_max_s"] = round(times[-1], 4)
+        tg.cancel_scope.cancel()
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

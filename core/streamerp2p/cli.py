@@ -1,0 +1,423 @@
+"""The ``streamer`` command line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+
+from . import __version__
+from .app import App, NodeOptions, load_station_key
+from .config import ConfigError, load_config, state_dir
+from .link import Link, format_hostport, parse_hostport
+from .plugins import load_plugins
+from .types import StationMeta
+
+
+def _say(line: str) -> None:
+    click.echo(line)
+    sys.stdout.flush()
+
+
+def _hostport(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value is None:
+        return None
+    try:
+        if isinstance(value, tuple):
+            return [parse_hostport(v) for v in value]
+        return parse_hostport(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options every node-running command takes."""
+    opts = [
+        click.option("--port", type=int, default=None, help="UDP port of the node (default 8466)."),
+        click.option("--bind", "bind_host", default=None, help="Address to bind the UDP port to."),
+        click.option("--advertise", default=None, help="Host to put in links (default: guessed)."),
+        click.option(
+            "--seed",
+            "seeds",
+            multiple=True,
+            callback=_hostport,
+            help="Seed host HOST:PORT (repeatable).",
+        ),
+        click.option(
+            "--slots", type=int, default=None, help="Children this node feeds per station."
+        ),
+        click.option(
+            "--http",
+            "http",
+            default=None,
+            callback=_hostport,
+            help="HOST:PORT of the local HTTP output for players (port 0 = any).",
+        ),
+        click.option(
+            "--status-file",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Write the node's status as JSON to this file twice a second.",
+        ),
+        click.option(
+            "--exit-after", type=float, default=None, help="Leave politely after this many seconds."
+        ),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+@click.group(invoke_without_command=True)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Config file (default: the platform config dir).",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="State dir (keys, playlists); use one per node on one machine.",
+)
+@click.option("--ui", default=None, help="Run a node with this front end (see `streamer plugins`).")
+@click.option("-v", "--verbose", count=True, help="More log output.")
+@click.version_option(__version__, prog_name="streamer")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    config_path: Path | None,
+    state_dir: Path | None,
+    ui: str | None,
+    verbose: int,
+) -> None:
+    """Streamer P2P: peer-to-peer internet radio."""
+    logging.basicConfig(
+        level=logging.WARNING - 10 * verbose, format="%(levelname)s %(name)s: %(message)s"
+    )
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+    ctx.obj["state_dir"] = state_dir
+    if ctx.invoked_subcommand is None:
+        if ui is None:
+            click.echo(ctx.get_help())
+            return
+        ctx.invoke(node_cmd, ui=ui)
+
+
+def _setup(ctx: click.Context, **overrides: Any) -> tuple[Any, Path, Any, NodeOptions]:
+    try:
+        config = load_config(ctx.obj.get("config_path"))
+        sdir = state_dir(config, ctx.obj.get("state_dir"))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    plugins = load_plugins(config)
+    for f in plugins.failed:
+        click.echo(f"warning: plugin {f.group}:{f.name} failed to load: {f.error}", err=True)
+    http = overrides.pop("http", None)
+    opts = NodeOptions.from_config(
+        config,
+        port=overrides.pop("port", None),
+        host=overrides.pop("bind_host", None),
+        advertise=overrides.pop("advertise", None),
+        slots=overrides.pop("slots", None),
+    )
+    seeds = overrides.pop("seeds", None) or []
+    opts.seeds = list(dict.fromkeys([*opts.seeds, *seeds]))
+    if http is not None:
+        opts.http_host, opts.http_port = http
+    return config, sdir, plugins, opts
+
+
+async def _wait_for_stop(exit_after: float | None) -> str:
+    """Until SIGINT/SIGTERM (or --exit-after); returns what stopped us."""
+    async with anyio.create_task_group() as tg:
+        reason = {"why": "exit-after"}
+
+        async def signals() -> None:
+            try:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as sigs:
+                    async for s in sigs:
+                        reason["why"] = signal.Signals(s).name
+                        tg.cancel_scope.cancel()
+                        return
+            except NotImplementedError:  # Windows: Ctrl+C arrives as KeyboardInterrupt
+                await anyio.sleep_forever()
+
+        tg.start_soon(signals)
+        if exit_after is not None:
+            await anyio.sleep(exit_after)
+            tg.cancel_scope.cancel()
+        else:
+            await anyio.sleep_forever()
+    return reason["why"]
+
+
+async def _run_node(
+    app: App,
+    body: Callable[[Any], Awaitable[None]],
+    exit_after: float | None,
+    status_file: Path | None,
+) -> None:
+    async with anyio.create_task_group() as tg:
+        await app.start(tg)
+        if status_file is not None:
+            tg.start_soon(app.write_status_loop, status_file)
+        await body(tg)
+        why = await _wait_for_stop(exit_after)
+        _say(f"leaving ({why})")
+        await app.leave()
+        _say("left")
+        tg.cancel_scope.cancel()
+
+
+# ---------------------------------------------------------------------------------- broadcast
+
+
+@main.command("broadcast")
+@click.option("--name", required=True, help="Station name.")
+@click.option("--genre", default="", help="Station genre.")
+@click.option("--description", default="", help="Station description.")
+@click.option("--url", "station_url", default="", help="Station web site.")
+@click.option("--ingest", default=None, help="Ingest plugin (default from config: icecast).")
+@click.option(
+    "--source",
+    default=None,
+    callback=_hostport,
+    help="HOST:PORT where broadcast tools connect (default 127.0.0.1:8000).",
+)
+@click.option("--password", default=None, help="Source password (default from config).")
+@click.option("--tone", is_flag=True, help="Broadcast generated audio instead of an ingest source.")
+@node_options
+@click.pass_context
+def broadcast_cmd(
+    ctx: click.Context,
+    name: str,
+    genre: str,
+    description: str,
+    station_url: str,
+    ingest: str | None,
+    source: Any,
+    password: str | None,
+    tone: bool,
+    exit_after: float | None,
+    status_file: Path | None,
+    **node: Any,
+) -> None:
+    """Run a broadcasting node; prints its streamerp2p:// link."""
+    config, sdir, plugins, opts = _setup(ctx, **node)
+    ingest = ingest or config.get("ingest.plugin")
+    src_host, src_port = source or (config.get("ingest.host"), int(config.get("ingest.port")))
+    password = password if password is not None else config.get("ingest.password")
+    meta = StationMeta(name=name, genre=genre, description=description, url=station_url)
+    key = load_station_key(sdir, name)
+    app = App(opts, sdir, plugins, out=_say)
+
+    async def body(tg: Any) -> None:
+        link = app.start_station(key, meta)
+        _say(f"node: {format_hostport(app.address)}")
+        _say(f"link: {link}")
+        if app.http is not None:
+            _say(f"stream: {app.stream_url(key.station_id)}")
+        if tone:
+            tg.start_soon(_tone_loop, app, key.station_id)
+            _say("source: generated tone")
+        else:
+            h, p = await app.serve_ingest(tg, ingest, src_host, src_port, password, key.station_id)
+            _say(
+                f"ingest: {ingest} on {format_hostport((h, p))} "
+                f"(e.g. icecast://source:PASSWORD@{format_hostport((h, p))}/live)"
+            )
+
+    anyio.run(_run_node, app, body, exit_after, status_file)
+
+
+async def _tone_loop(app: App, station_id: bytes, *, title_every: float = 1.0) -> None:
+    from .tone import ToneSource
+
+    src = ToneSource()
+    push = app.push_bytes_framer(station_id)
+    t0 = anyio.current_time()
+    produced = 0.0
+    last_title = ""
+    while True:
+        now = anyio.current_time() - t0
+        need = now + 0.2 - produced
+        if need > 0:
+            push(src.read(need))
+            produced = src.samples / 44100
+            title = src.title()
+            if title != last_title:
+                last_title = title
+                app.node.update_station(station_id, app.now(), title=title)
+                app.runtime.poke()
+        await anyio.sleep(0.1)
+
+
+# ---------------------------------------------------------------------------------- listen
+
+
+def _open_player(player: str, playlist: Path, url: str) -> subprocess.Popen[bytes] | None:
+    if player == "none":
+        return None
+    if player == "default":
+        if sys.platform.startswith("win"):
+            os.startfile(str(playlist))  # type: ignore[attr-defined]
+            return None
+        opener = "open" if sys.platform == "darwin" else "xdg-open"
+        return subprocess.Popen([opener, str(playlist)])
+    return subprocess.Popen([*shlex.split(player), url])
+
+
+@main.command("listen")
+@click.argument("link_or_station")
+@click.option(
+    "--player",
+    default="none",
+    help="none, default (the desktop's player for .pls) or a player command.",
+)
+@node_options
+@click.pass_context
+def listen_cmd(
+    ctx: click.Context,
+    link_or_station: str,
+    player: str,
+    exit_after: float | None,
+    status_file: Path | None,
+    **node: Any,
+) -> None:
+    """Run a node tuned to a station; prints the local stream URL and the .pls path."""
+    try:
+        link = Link.parse(link_or_station)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="LINK_OR_STATION") from exc
+    _, sdir, plugins, opts = _setup(ctx, **node)
+    if not link.seeds and not opts.seeds:
+        raise click.ClickException("no host to ask: give a link with seeds or --seed HOST:PORT")
+    app = App(opts, sdir, plugins, out=_say)
+    procs: list[subprocess.Popen[bytes]] = []
+
+    async def body(tg: Any) -> None:
+        app.tune(link)
+        url = app.stream_url(link.station_id)
+        pls, m3u = app.write_playlists(link.station_id)
+        _say(f"node: {format_hostport(app.address)}")
+        _say(f"stream: {url}")
+        _say(f"playlist: {pls}")
+        p = _open_player(player, pls, url)
+        if p is not None:
+            procs.append(p)
+
+    try:
+        anyio.run(_run_node, app, body, exit_after, status_file)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+
+
+# ---------------------------------------------------------------------------------- node
+
+
+@main.command("node")
+@click.option("--ui", default=None, help="Front end to run (a plugin name) or none.")
+@node_options
+@click.pass_context
+def node_cmd(
+    ctx: click.Context,
+    ui: str | None = None,
+    exit_after: float | None = None,
+    status_file: Path | None = None,
+    **node: Any,
+) -> None:
+    """Run a node that relays, gossips and can act as a seed."""
+    config, sdir, plugins, opts = _setup(ctx, **node)
+    ui = ui or config.get("ui.default")
+    app = App(opts, sdir, plugins, out=_say)
+
+    async def body(tg: Any) -> None:
+        _say(f"node: {format_hostport(app.address)}")
+        if ui and ui != "none":
+            try:
+                spec = plugins.ui(ui)
+            except KeyError as exc:
+                raise click.ClickException(str(exc)) from exc
+
+            async def run_ui() -> None:
+                await spec.run(app)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(run_ui)
+
+    anyio.run(_run_node, app, body, exit_after, status_file)
+
+
+# ---------------------------------------------------------------------------------- demo
+
+
+@main.command("demo")
+@click.option("--peers", type=int, default=5, show_default=True, help="Listener nodes.")
+@click.option(
+    "--duration", type=float, default=None, help="Seconds to run (default: until Ctrl+C)."
+)
+@click.option("--slots", type=int, default=2, show_default=True, help="Children per node.")
+@click.option(
+    "--http-port",
+    type=int,
+    default=8467,
+    show_default=True,
+    help="HTTP port of the deepest listener's player output (0 = any).",
+)
+@click.pass_context
+def demo_cmd(
+    ctx: click.Context, peers: int, duration: float | None, slots: int, http_port: int
+) -> None:
+    """A small network on this machine: a broadcaster of generated audio and N listeners."""
+    from .demo import run_demo
+
+    anyio.run(run_demo, ctx.obj, peers, duration, slots, http_port, _say)
+
+
+# ---------------------------------------------------------------------------------- bench
+
+
+@main.group("bench")
+def bench_group() -> None:
+    """Benchmarks that print figures (JSON)."""
+
+
+@bench_group.command("relay")
+@click.option("--children", type=int, default=20, show_default=True)
+@click.option("--seconds", type=float, default=10.0, show_default=True)
+@click.option("--tunes", type=int, default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
+def bench_relay(children: int, seconds: float, tunes: int, as_json: bool) -> None:
+    """One node relaying to K children on loopback; tune-in time over N tunes."""
+    from .bench import run_relay_bench
+
+    run_relay_bench(children=children, seconds=seconds, tunes=tunes, as_json=as_json)
+
+
+def _register_admin() -> None:
+    from .cli_admin import config_cmd, plugins_cmd
+
+    main.add_command(plugins_cmd)
+    main.add_command(config_cmd)
+
+
+_register_admin()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,130 @@
+"""The anyio runtime: drives a sans-I/O :class:`~streamerp2p.overlay.node.Node` on a real UDP socket.
+
+Receiving uses a non-blocking socket with ``anyio.wait_readable`` and drains every queued
+datagram per wake-up (see shared research: ~7 µs per datagram, no kernel drops under bursts);
+sending calls ``sendto`` directly. Timer ticks come from ``node.get_timer()``. Events are handed
+to a callback in the same event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+
+import anyio
+from anyio.abc import TaskStatus
+
+from .overlay.events import Event
+from .overlay.node import Node
+from .overlay.wire import Addr
+
+log = logging.getLogger(__name__)
+
+
+class UdpRuntime:
+    def __init__(
+        self,
+        node: Node,
+        host: str = "0.0.0.0",
+        port: int = 8466,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.node = node
+        self.host = host
+        self.port = port
+        self.on_event = on_event
+        self.sock: socket.socket | None = None
+        self.send_errors = 0
+        self._wake = anyio.Event()
+
+    @staticmethod
+    def clock() -> float:
+        return time.monotonic()
+
+    @property
+    def address(self) -> Addr:
+        assert self.sock is not None
+        host, port = self.sock.getsockname()[:2]
+        return (host, port)
+
+    def bind(self) -> None:
+        fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(fam, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        except OSError:  # pragma: no cover - platform limits
+            pass
+        sock.bind((self.host, self.port))
+        self.sock = sock
+        self.port = sock.getsockname()[1]
+
+    async def run(self, *, task_status: TaskStatus[Addr] = anyio.TASK_STATUS_IGNORED) -> None:
+        if self.sock is None:
+            self.bind()
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._timer_loop)
+                task_status.started(self.address)
+                await self._recv_loop()
+        finally:
+            if self.sock is not None:
+                self.sock.close()
+
+    def poke(self) -> None:
+        """Call after a command on the node: send what it queued and reschedule its timer."""
+        self.flush()
+        self._wake.set()
+
+    def flush(self) -> None:
+        node = self.node
+        out = node.datagrams_to_send()
+        if out:
+            sendto = self.sock.sendto  # type: ignore[union-attr]
+            for data, addr in out:
+                try:
+                    sendto(data, addr)
+                except OSError:
+                    self.send_errors += 1
+        events = node.events()
+        if events and self.on_event is not None:
+            for ev in events:
+                try:
+                    self.on_event(ev)
+                except Exception:  # an event consumer must never stop the node
+                    log.exception("event handler failed for %r", type(ev).__name__)
+
+    async def _recv_loop(self) -> None:
+        sock = self.sock
+        assert sock is not None
+        node = self.node
+        recvfrom = sock.recvfrom
+        clock = self.clock
+        while True:
+            await anyio.wait_readable(sock)
+            now = clock()
+            for _ in range(512):
+                try:
+                    data, addr = recvfrom(2048)
+                except BlockingIOError:
+                    break
+                except OSError:  # e.g. ICMP port unreachable reported on Windows
+                    continue
+                node.receive_datagram(data, addr[:2], now)
+            self.flush()
+
+    async def _timer_loop(self) -> None:
+        node = self.node
+        while True:
+            delay = node.get_timer() - self.clock()
+            if delay > 0:
+                self._wake = anyio.Event()
+                with anyio.move_on_after(delay):
+                    await self._wake.wait()
+                if node.get_timer() > self.clock():
+                    continue
+            node.handle_timer(self.clock())
+            self.flush()
