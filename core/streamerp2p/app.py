@@ -92,14 +92,15 @@ def slug(text: str) -> str:
     return s or "station"
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o600, *, durable: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -423,5 +424,5 @@ class App:
 
     async def write_status_loop(self, path: Path, interval: float = 0.5) -> None:
         while True:
-            write_atomic(path, json.dumps(self.status()).encode(), 0o644)
+            write_atomic(path, json.dumps(self.status()).encode(), 0o644, durable=False)
             await anyio.sleep(interval)

@@ -34,7 +34,7 @@ def parse_hostport(text: str, default_port: int = 8466) -> Addr:
     if not host:
         raise ValueError(f"no host in {text!r}")
     p = int(port)
-    if not 0 < p < 65536:
+    if not 0 <= p < 65536:
         raise ValueError(f"bad port in {text!r}")
     return (host, p)
 

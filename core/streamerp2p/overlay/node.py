@@ -90,6 +90,7 @@ class Child:
     last_heard: float
     free: int = 0
     slots: int = 0
+    leaving: bool = False  # it is leaving politely: its slot goes to one of its children
 
 
 @dataclass(slots=True)
@@ -177,10 +178,13 @@ class Session:
     def in_tree(self) -> bool:
         return self.is_source or self.parent is not None
 
+    def active_children(self) -> int:
+        return sum(1 for c in self.children.values() if not c.leaving)
+
     def free_slots(self, slots: int) -> int:
         if self.leaving or not self.in_tree:
             return 0
-        return max(0, slots - len(self.children))
+        return max(0, slots - self.active_children())
 
 
 class Node:
@@ -637,7 +641,7 @@ class Node:
             return
         child = sess.children.get(addr)
         if child is None:
-            if len(sess.children) >= self.config.slots:
+            if sess.active_children() >= self.config.slots:
                 refs = self._referrals(sess, addr)
                 self._send(wire.AttachNo(msg.station_id, wire.NO_FULL, refs).encode(), addr)
                 return
@@ -750,18 +754,27 @@ class Node:
 
     def _on_leave(self, msg: wire.Leave, addr: Addr, now: float) -> None:
         sess = self.sessions.get(msg.tag)
-        if sess is None or addr != sess.parent:
+        if sess is None:
+            return
+        child = sess.children.get(addr)
+        if child is not None:
+            # a child leaving politely: one of its children will take its slot
+            child.leaving = True
+            return
+        if addr != sess.parent:
             return
         sess.parent_leaving = True
         sess.dead[addr] = now + 30.0
         sess.seeking = True
-        sess.candidates.pop(addr, None)
+        # the old parent keeps feeding us: ask the hosts it named (its parent, or a sibling
+        # it chose as successor) and attach to the best fresh offer, not to stale ones
+        sess.candidates.clear()
+        sess.window_end = None
         self._events.append(ParentLost(sess.station_id, addr, "leave"))
         for ref in msg.referrals:
             if ref != addr:
                 self._ask(sess, ref, now)
-        if not self._attach_best(sess, now):
-            self._join_round(sess, now)
+        sess.next_round = now + self.config.join_retry
 
     def _lose_parent(self, sess: Session, now: float, reason: str) -> None:
         old = sess.parent
@@ -786,11 +799,18 @@ class Node:
         sess.leaving = True
         grace = 0.0 if sess.is_source else self.config.leave_grace
         sess.leave_deadline = now + grace
-        refs: list[Addr] = [sess.parent] if sess.parent else []
-        msg_base = refs + [a for a in sess.children][: wire.MAX_REFERRALS - 1]
-        for caddr in sess.children:
-            refs_c = [a for a in msg_base if a != caddr]
-            self._send(wire.Leave(sess.tag, int(grace * 1000), refs_c).encode(), caddr)
+        grace_ms = int(grace * 1000)
+        if sess.parent is not None:
+            self._send(wire.Leave(sess.tag, grace_ms, []).encode(), sess.parent)
+        # the child with most spare slots succeeds us under our parent; its siblings go to it
+        kids = sorted(sess.children.items(), key=lambda kv: -kv[1].free)
+        if not kids:
+            return
+        successor = kids[0][0]
+        up = [sess.parent] if sess.parent else []
+        self._send(wire.Leave(sess.tag, grace_ms, up).encode(), successor)
+        for caddr, _ in kids[1:]:
+            self._send(wire.Leave(sess.tag, grace_ms, [successor, *up]).encode(), caddr)
 
     def _end_session(self, sess: Session) -> None:
         if sess.parent is not None:
