@@ -116,8 +116,12 @@ def check_contiguous(out: bytes, src: bytes, frame_offsets: set[int], name: str)
 def decodes(ffmpeg: str, data: bytes, tmp: Path, name: str) -> None:
     f = tmp / f"{name}.mp3"
     f.write_bytes(data)
-    r = subprocess.run([ffmpeg, "-v", "error", "-i", str(f), "-f", "null", "-"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [ffmpeg, "-v", "error", "-i", str(f), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0 and not r.stderr.strip(), f"{name}: ffmpeg says {r.stderr[:500]}"
 
 
@@ -133,8 +137,12 @@ def start_tree(tmp: Path, n_listeners: int, link: str) -> list[tuple[NodeProcess
     nodes = []
     for i in range(n_listeners):
         status = tmp / f"l{i}.json"
-        p = NodeProcess(node_args(tmp, f"l{i}", "listen", link, *COMMON, "--slots", "2",
-                                  "--status-file", str(status)), name=f"listener{i}")
+        p = NodeProcess(
+            node_args(
+                tmp, f"l{i}", "listen", link, *COMMON, "--slots", "2", "--status-file", str(status)
+            ),
+            name=f"listener{i}",
+        )
         url = p.value("stream:")
         reader = Reader(url)
         p.wait_line("tuned:")
@@ -156,13 +164,26 @@ def tree(nodes: list[tuple[NodeProcess, Reader, Path]]) -> dict[str, dict]:  # t
     return out
 
 
-def push(ffmpeg: str, src_file: Path, ingest: str, password: str, legacy: bool,
-         realtime: bool) -> subprocess.Popen[bytes]:
+def push(
+    ffmpeg: str, src_file: Path, ingest: str, password: str, legacy: bool, realtime: bool
+) -> subprocess.Popen[bytes]:
     args = [ffmpeg, "-v", "error", "-nostdin"]
     if realtime:
         args.append("-re")
-    args += ["-i", str(src_file), "-c", "copy", "-f", "mp3", "-id3v2_version", "0",
-             "-write_xing", "0", "-content_type", "audio/mpeg"]
+    args += [
+        "-i",
+        str(src_file),
+        "-c",
+        "copy",
+        "-f",
+        "mp3",
+        "-id3v2_version",
+        "0",
+        "-write_xing",
+        "0",
+        "-content_type",
+        "audio/mpeg",
+    ]
     if legacy:
         args += ["-legacy_icecast", "1"]
     args.append(f"icecast://source:{password}@{ingest}/live")
@@ -181,10 +202,25 @@ def test_stream_reaches_every_listener_byte_for_byte(tmp_path: Path, protocol: s
     readers: list[Reader] = []
     ff = None
     try:
-        bc = NodeProcess(node_args(tmp_path, "bc", "broadcast", "--name", f"E2E {protocol}",
-                                   "--slots", "1", "--advertise", "127.0.0.1",
-                                   "--source", "127.0.0.1:0", "--password", "s3cret", *COMMON),
-                         name="broadcaster")
+        bc = NodeProcess(
+            node_args(
+                tmp_path,
+                "bc",
+                "broadcast",
+                "--name",
+                f"E2E {protocol}",
+                "--slots",
+                "1",
+                "--advertise",
+                "127.0.0.1",
+                "--source",
+                "127.0.0.1:0",
+                "--password",
+                "s3cret",
+                *COMMON,
+            ),
+            name="broadcaster",
+        )
         procs.append(bc)
         link = bc.value("link:")
         ingest = bc.value("ingest:").split()[2]
@@ -229,8 +265,9 @@ def test_stream_reaches_every_listener_byte_for_byte(tmp_path: Path, protocol: s
         bc.wait_line("source disconnected:")
         # every surviving listener's output runs to the end of the source file
         for p, r, _ in alive:
-            ok = r.wait_for(lambda rr: src.endswith(bytes(rr.body[-4096:])) and len(rr.body) > 4096,
-                            timeout=15)
+            ok = r.wait_for(
+                lambda rr: src.endswith(bytes(rr.body[-4096:])) and len(rr.body) > 4096, timeout=15
+            )
             assert ok, f"{p.name}: output did not reach the end ({len(r.body)} bytes)"
         for p, r, _ in alive:
             body = bytes(r.body)
@@ -259,9 +296,23 @@ def test_wrong_source_password_is_refused(tmp_path: Path) -> None:
     ffmpeg = need_ffmpeg()
     src_file = tmp_path / "source.mp3"
     make_source(src_file, 2.0)
-    bc = NodeProcess(node_args(tmp_path, "bc", "broadcast", "--name", "Pw", "--advertise",
-                               "127.0.0.1", "--source", "127.0.0.1:0", "--password", "right",
-                               *COMMON), name="broadcaster")
+    bc = NodeProcess(
+        node_args(
+            tmp_path,
+            "bc",
+            "broadcast",
+            "--name",
+            "Pw",
+            "--advertise",
+            "127.0.0.1",
+            "--source",
+            "127.0.0.1:0",
+            "--password",
+            "right",
+            *COMMON,
+        ),
+        name="broadcaster",
+    )
     try:
         bc.value("link:")
         ingest = bc.value("ingest:").split()[2]

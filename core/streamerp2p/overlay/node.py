@@ -54,8 +54,9 @@ class NodeConfig:
     host_expiry: float = 300.0
     max_hosts: int = 1000
     seal_max_chunks: int = 8
-    seal_max_delay: float = 0.5
-    chunk_max_delay: float = 0.25
+    seal_max_delay: float = 0.5  # seal a batch this old once it holds seal_min_bytes...
+    seal_min_bytes: int = 2400  # ...(keeps signatures under 5 % of data at low bitrates)
+    chunk_max_delay: float = 0.5
     offer_window: float = 0.1
     attach_timeout: float = 0.5
     join_retry: float = 0.5
@@ -169,6 +170,7 @@ class Session:
     ts0: float = 0.0
     batch: list[tuple[int, bytes]] = field(default_factory=list)
     batch_started: float = 0.0
+    batch_bytes: int = 0
 
     @property
     def is_source(self) -> bool:
@@ -851,7 +853,9 @@ class Node:
         data = wire.encode_data(sess.tag, seq, ts, wire.DATA_FRAME_START if start else 0, payload)
         if not sess.batch:
             sess.batch_started = now
+            sess.batch_bytes = 0
         sess.batch.append((seq, chunk_hash(data)))
+        sess.batch_bytes += len(payload)
         self._accept(sess, seq, data, now)
         if len(sess.batch) >= self.config.seal_max_chunks:
             self._seal(sess, now)
@@ -1013,7 +1017,12 @@ class Node:
             if due is not None and now >= due:
                 for payload, start in sess.packer.flush():
                     self._emit_chunk(sess, payload, start, now)
-            if sess.batch and now - sess.batch_started >= cfg.seal_max_delay:
+            age = now - sess.batch_started
+            if (
+                sess.batch
+                and age >= cfg.seal_max_delay
+                and (sess.batch_bytes >= cfg.seal_min_bytes or age >= 3 * cfg.seal_max_delay)
+            ):
                 self._seal(sess, now)
         else:
             self._tick_child(sess, now)

@@ -1,0 +1,264 @@
+"""Overlay behaviour on the deterministic simulator (virtual time, seeded, loss by dropping).
+
+These drive the unchanged sans-I/O Node, like aioquic's connection tests.
+"""
+
+from __future__ import annotations
+
+import random
+
+from simkit import FRAME, FRAME_DT, Radio, addr
+from streamerp2p.overlay import wire
+from streamerp2p.overlay.events import AudioData, ChildLeft, LeaveComplete, Tuned
+from streamerp2p.overlay.node import Node, NodeConfig
+from streamerp2p.overlay.records import StationKey
+from streamerp2p.sim import Link, Simulator
+from streamerp2p.types import Frame, StationMeta
+
+
+def contiguous(r: Radio, a: tuple[str, int]) -> list[int]:
+    nums = r.frame_numbers(a)
+    assert nums, f"{a}: no audio"
+    assert nums == list(range(nums[0], nums[0] + len(nums))), f"{a}: gap or disorder"
+    return nums
+
+
+def build(seed: int = 1, n: int = 6, **kw: object) -> Radio:
+    r = Radio(seed, slots=2, source_slots=1, **kw)  # type: ignore[arg-type]
+    for i in range(1, n + 1):
+        r.add_listener(i)
+        r.run(0.4)
+    r.run(3)
+    return r
+
+
+def root_path(r: Radio, a: tuple[str, int]) -> list[tuple[str, int]]:
+    """Follow parents to the broadcaster; fails on a loop or a dangling node."""
+    seen = [a]
+    while a != r.src:
+        p = r.parent(a)
+        assert p is not None, f"{a} has no parent"
+        assert p not in seen, f"loop: {seen + [p]}"
+        seen.append(p)
+        a = p
+    return seen
+
+
+def test_tree_respects_slots_and_everyone_hears_everything() -> None:
+    r = build()
+    r.run(5)
+    depths = [r.depth(a) for a in r.listeners]
+    assert max(depths) >= 3
+    for a in [r.src, *r.listeners]:
+        sess = r.node(a).sessions[r.sid[:4]]
+        assert len(sess.children) <= (1 if a == r.src else 2)
+    last = max(contiguous(r, r.src)[-1] for _ in [0])
+    for a in r.listeners:
+        nums = contiguous(r, a)
+        assert last - nums[-1] <= 40  # all near the live edge (chunk + seal batching)
+        assert len(root_path(r, a)) == r.depth(a) + 1
+
+
+def test_new_listener_gets_cushion_at_once() -> None:
+    r = build(n=1)
+    r.run(6)
+    a = r.add_listener(50)
+    t0 = r.sim.now
+    r.run(0.5)
+    got = r.frame_numbers(a)
+    # within half a second it holds about cushion_seconds (4 s) of audio
+    assert len(got) * FRAME_DT >= 3.5, len(got) * FRAME_DT
+    first = next(e for e in r.sim.peers[a].events if isinstance(e, Tuned))
+    assert first.depth >= 1
+    assert r.sim.now - t0 < 0.51
+
+
+def test_loss_is_repaired_without_gaps() -> None:
+    r = build(seed=3, n=8, link=Link(delay=0.03, loss=0.025))
+    r.run(20)
+    repaired = 0
+    for a in r.listeners:
+        contiguous(r, a)
+        st = r.node(a).stats
+        assert st.skipped_chunks == 0
+        repaired += st.repairs_requested
+    assert repaired > 50 and r.sim.lost > 100
+
+
+def test_crash_of_middle_relay_leaves_no_gap() -> None:
+    r = build()
+    r.run(3)
+    victim = next(
+        a for a in r.listeners if r.depth(a) == 2 and r.node(a).sessions[r.sid[:4]].children
+    )
+    orphans = list(r.node(victim).sessions[r.sid[:4]].children)
+    r.sim.kill(victim)
+    t_kill = r.sim.now
+    r.run(8)
+    for o in orphans:
+        re = [e for e in r.sim.peers[o].events if isinstance(e, Tuned) and e.rehome]
+        assert re, f"{o} did not re-home"
+        assert r.sim.now - 8 + 0 <= t_kill + 8
+    for a in r.listeners:
+        if a == victim:
+            continue
+        contiguous(r, a)
+        assert r.node(a).stats.skipped_chunks == 0
+        root_path(r, a)
+
+
+def test_parent_loss_detected_and_rehomed_within_about_a_second() -> None:
+    r = build()
+    victim = next(
+        a for a in r.listeners if r.depth(a) == 2 and r.node(a).sessions[r.sid[:4]].children
+    )
+    orphan = next(iter(r.node(victim).sessions[r.sid[:4]].children))
+    n_before = len(r.sim.peers[orphan].events)
+    r.sim.kill(victim)
+    t_kill = r.sim.now
+    r.run(3, step=0.01)
+    re = next(e for e in r.sim.peers[orphan].events[n_before:] if isinstance(e, Tuned))
+    assert re.rehome
+    # find when: replay the event order by scanning time-stamped stats is not possible, so
+    # re-run a fresh copy in small steps and stop at the first re-home
+    r2 = build()
+    v2 = victim
+    o2 = orphan
+    n2 = len(r2.sim.peers[o2].events)
+    r2.sim.kill(v2)
+    t0 = r2.sim.now
+    while not any(isinstance(e, Tuned) for e in r2.sim.peers[o2].events[n2:]):
+        r2.run(0.01, step=0.01)
+        assert r2.sim.now - t0 < 3
+    assert r2.sim.now - t0 <= 1.5
+    assert t_kill > 0
+
+
+def test_polite_leave_rehomes_children_first_with_zero_gap() -> None:
+    r = build(seed=2)
+    r.run(2)
+    leaver = next(a for a in r.listeners if r.depth(a) == 1)
+    kids = list(r.node(leaver).sessions[r.sid[:4]].children)
+    assert kids
+    r.sim.call(leaver, lambda n, t: n.leave(t))
+    done_at = None
+    while done_at is None:
+        r.run(0.01, step=0.01)
+        if any(isinstance(e, LeaveComplete) for e in r.sim.peers[leaver].events):
+            done_at = r.sim.now
+        assert r.sim.now < 40
+    # the leaver went only after every child detached (re-homed), well within the grace period
+    reasons = [e.reason for e in r.sim.peers[leaver].events if isinstance(e, ChildLeft)]
+    assert reasons.count("detach") == len(kids)
+    for k in kids:
+        assert any(isinstance(e, Tuned) and e.rehome for e in r.sim.peers[k].events)
+    r.sim.kill(leaver)  # gone for good
+    r.run(6)
+    for a in r.listeners:
+        if a != leaver:
+            contiguous(r, a)
+            assert r.node(a).stats.skipped_chunks == 0
+            root_path(r, a)
+
+
+def test_no_loops_under_concurrent_rejoins() -> None:
+    for seed in range(4):
+        r = Radio(seed, slots=2, source_slots=2)
+        for i in range(1, 15):
+            r.add_listener(i)
+            r.run(0.2)
+        r.run(3)
+        rng = random.Random(seed)
+        for victim in rng.sample(r.listeners, 4):
+            r.sim.kill(victim)
+        r.run(10)
+        for a in r.listeners:
+            if r.sim.peers[a].alive:
+                root_path(r, a)
+
+
+def test_forged_chunks_seals_and_garbage_are_dropped_and_counted() -> None:
+    r = build(n=2)
+    victim = r.listeners[-1]
+    evil = ("10.9.9.9", 6666)
+    node = r.node(victim)
+    sess = node.sessions[r.sid[:4]]
+    seq = sess.head + 3  # a chunk not yet received
+    before = r.frame_numbers(victim)
+    forged = wire.encode_data(sess.tag, seq, 0, wire.DATA_FRAME_START, b"\xde\xad" * 200)
+    fake_seal = wire.Seal(sess.tag, seq, [b"\x01" * 16], b"\x02" * 64).encode()
+    for data in (forged, fake_seal, b"garbage", b"SP\x01\x99junk", b"SP\x01\x21" + b"\x00" * 9):
+        r.sim.call(victim, lambda n, t, d=data: n.receive_datagram(d, evil, t))
+    r.run(5)
+    st = node.stats
+    assert st.bad_seals == 1
+    assert st.bad_datagrams >= 2 and st.unknown_messages == 1
+    after = contiguous(r, victim)
+    assert after[: len(before)] == before and len(after) > len(before)
+    # the forged payload never reached the player
+    assert b"\xde\xad" * 50 not in r.audio(victim)
+    # a forged chunk whose seal is known is caught by its hash
+    seq2 = sess.head + 1
+    while seq2 not in sess.hashes:
+        r.run(0.05)
+        seq2 = max(sess.hashes) if sess.hashes and max(sess.hashes) > sess.head else seq2
+    bad = wire.encode_data(sess.tag, seq2, 0, 0, b"\xbe\xef" * 100)
+    r.sim.call(victim, lambda n, t: n.receive_datagram(bad, evil, t))
+    assert node.stats.bad_chunks == 1
+    r.run(2)
+    contiguous(r, victim)
+
+
+def test_authentication_overhead_below_five_percent() -> None:
+    for kbps in (24, 128, 320):
+        sim = Simulator(1)
+        key = StationKey.generate()
+        n = Node(NodeConfig(slots=1))
+        sim.add(n, addr(0))
+        sim.call(addr(0), lambda nd, t: nd.start_broadcast(key, StationMeta(bitrate=kbps), t))
+        child = Node(NodeConfig(slots=0))
+        sim.add(child, addr(1))
+        sim.call(addr(1), lambda nd, t: nd.tune(key.station_id, [addr(0)], t))
+        seal_bytes = data_bytes = 0
+
+        def count(src: object, dst: object, d: bytes) -> bool:
+            nonlocal seal_bytes, data_bytes
+            if src == addr(0):
+                if d[3] == wire.SEAL:
+                    seal_bytes += len(d)
+                elif d[3] == wire.DATA:
+                    data_bytes += len(d) - wire.DATA_HEADER_LEN
+            return False
+
+        sim.drop = count
+        frame_len = 144 * kbps * 1000 // 44100
+        sent = 0
+        while sim.now < 30:
+            due = int((sim.now + 0.05) / FRAME_DT) - sent
+            frames = [Frame(bytes([k % 256]) * frame_len) for k in range(due)]
+            sent += due
+            sim.call(addr(0), lambda nd, t, f=frames: nd.broadcast_frames(key.station_id, f, t))
+            sim.run_for(0.05)
+        ratio = seal_bytes / data_bytes
+        print(f"auth overhead at {kbps} kbit/s: {ratio:.2%}")
+        assert ratio <= 0.05, (kbps, ratio)
+        got = b"".join(e.payload for e in sim.peers[addr(1)].events if isinstance(e, AudioData))
+        assert len(got) > 0.8 * data_bytes
+
+
+def test_frames_larger_than_a_datagram_are_split_and_reassembled() -> None:
+    sim = Simulator(1)
+    key = StationKey.generate()
+    sim.add(Node(NodeConfig(slots=1)), addr(0))
+    sim.call(addr(0), lambda nd, t: nd.start_broadcast(key, StationMeta(), t))
+    sim.add(Node(NodeConfig(slots=0)), addr(1))
+    sim.call(addr(1), lambda nd, t: nd.tune(key.station_id, [addr(0)], t))
+    sim.run_for(0.5)
+    big = [Frame(bytes([i]) * 3000) for i in range(10)]
+    sim.call(addr(0), lambda nd, t: nd.broadcast_frames(key.station_id, big, t))
+    sim.run_for(2)
+    evs = [e for e in sim.peers[addr(1)].events if isinstance(e, AudioData)]
+    assert b"".join(e.payload for e in evs) == b"".join(f.data for f in big)
+    assert [e.frame_start for e in evs].count(True) == 10
+    assert all(len(e.payload) <= wire.MAX_PAYLOAD for e in evs)
+    assert FRAME > 0
