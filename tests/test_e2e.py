@@ -156,11 +156,18 @@ def tree(nodes: list[tuple[NodeProcess, Reader, Path]]) -> dict[str, dict]:  # t
     for p, _, status in nodes:
         while True:
             st = read_status(status)
-            if st and st["sessions"] or time.monotonic() > deadline:
+            # the file is rewritten twice a second: wait for a snapshot taken after attaching
+            if st and st["sessions"] and st["sessions"][0]["parent"] or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         assert st, f"{p.name}: no status"
-        out[p.name] = {"address": st["address"], **st["sessions"][0]}
+        out[p.name] = {
+            "address": st["address"],
+            "pid": st["pid"],
+            "mypid": p.pid,
+            "file": str(status),
+            **st["sessions"][0],
+        }
     return out
 
 
@@ -229,7 +236,9 @@ def test_stream_reaches_every_listener_byte_for_byte(tmp_path: Path, protocol: s
         readers += [r for _, r, _ in nodes]
         t = tree(nodes)
         depths = sorted(v["depth"] for v in t.values())
-        assert depths[-1] >= 3, f"tree not 3 deep: {json.dumps(t, indent=1)}"
+        assert depths[-1] >= 3, f"tree not 3 deep: {json.dumps(t, indent=1)}\n" + "\n".join(
+            f"--- {p.name}:\n{p.output()}" for p in procs
+        )
 
         ff = push(ffmpeg, src_file, ingest, "s3cret", protocol == "source", realtime=True)
         bc.wait_line("source connected:")

@@ -414,6 +414,7 @@ class App:
                 }
             )
         return {
+            "pid": os.getpid(),
             "time": time.time(),
             "cpu": time.process_time(),
             "address": format_hostport(self.address),
