@@ -8,6 +8,7 @@ with SIGTERM (polite leave), and ffmpeg must decode it without error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -96,10 +97,8 @@ class Reader:
             return True
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.sock.close()
         self.thread.join(5)
 
@@ -157,7 +156,9 @@ def tree(nodes: list[tuple[NodeProcess, Reader, Path]]) -> dict[str, dict]:  # t
         while True:
             st = read_status(status)
             # the file is rewritten twice a second: wait for a snapshot taken after attaching
-            if st and st["sessions"] and st["sessions"][0]["parent"] or time.monotonic() > deadline:
+            if (
+                st and st["sessions"] and st["sessions"][0]["parent"]
+            ) or time.monotonic() > deadline:
                 break
             time.sleep(0.05)
         assert st, f"{p.name}: no status"

@@ -163,7 +163,8 @@ async def _children_and_tunes(
             (st1["stats"]["bytes_out"] - st0["stats"]["bytes_out"]) / dt, 1
         )
         say(
-            f"relay with {k} children: {result['relay_cpu_ms_per_child_second']} ms per child-second"
+            f"relay with {k} children: "
+            f"{result['relay_cpu_ms_per_child_second']} ms per child-second"
         )
         for app in apps:
             tg.start_soon(app.leave, 2.0)
@@ -191,7 +192,7 @@ async def _children_and_tunes(
         times.sort()
         result["tunes"] = len(times)
         result["tune_in_p50_s"] = round(statistics.median(times), 4)
-        result["tune_in_p95_s"] = round(times[max(0, int(round(0.95 * len(times))) - 1)], 4)
+        result["tune_in_p95_s"] = round(times[max(0, round(0.95 * len(times)) - 1)], 4)
         result["tune_in_max_s"] = round(times[-1], 4)
         tg.cancel_scope.cancel()
     return result

@@ -311,7 +311,7 @@ def listen_cmd(
     async def body(tg: Any) -> None:
         app.tune(link)
         url = app.stream_url(link.station_id)
-        pls, m3u = app.write_playlists(link.station_id)
+        pls, _m3u = app.write_playlists(link.station_id)
         _say(f"node: {format_hostport(app.address)}")
         _say(f"stream: {url}")
         _say(f"playlist: {pls}")

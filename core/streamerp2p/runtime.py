@@ -1,4 +1,4 @@
-"""The anyio runtime: drives a sans-I/O :class:`~streamerp2p.overlay.node.Node` on a real UDP socket.
+"""The anyio runtime: drives a sans-I/O overlay ``Node`` on a real UDP socket.
 
 Receiving uses a non-blocking socket with ``anyio.wait_readable`` and drains every queued
 datagram per wake-up (see shared research: ~7 µs per datagram, no kernel drops under bursts);

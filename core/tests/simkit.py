@@ -84,7 +84,9 @@ class Radio:
                 frames = [frame(self.frames_sent + k) for k in range(due)]
                 self.frames_sent += due
                 if self.sim.peers[self.src].alive:
-                    self.sim.call(self.src, lambda n, tt: n.broadcast_frames(self.sid, frames, tt))
+                    self.sim.call(
+                        self.src, lambda n, tt, f=frames: n.broadcast_frames(self.sid, f, tt)
+                    )
             self.sim.run_until(t)
 
     def audio(self, a: tuple[str, int]) -> bytes:

@@ -38,7 +38,7 @@ def root_path(r: Radio, a: tuple[str, int]) -> list[tuple[str, int]]:
     while a != r.src:
         p = r.parent(a)
         assert p is not None, f"{a} has no parent"
-        assert p not in seen, f"loop: {seen + [p]}"
+        assert p not in seen, f"loop: {[*seen, p]}"
         seen.append(p)
         a = p
     return seen
@@ -215,10 +215,12 @@ def test_authentication_overhead_below_five_percent() -> None:
         key = StationKey.generate()
         n = Node(NodeConfig(slots=1))
         sim.add(n, addr(0))
-        sim.call(addr(0), lambda nd, t: nd.start_broadcast(key, StationMeta(bitrate=kbps), t))
+        sim.call(
+            addr(0), lambda nd, t, k=key, b=kbps: nd.start_broadcast(k, StationMeta(bitrate=b), t)
+        )
         child = Node(NodeConfig(slots=0))
         sim.add(child, addr(1))
-        sim.call(addr(1), lambda nd, t: nd.tune(key.station_id, [addr(0)], t))
+        sim.call(addr(1), lambda nd, t, k=key: nd.tune(k.station_id, [addr(0)], t))
         seal_bytes = data_bytes = 0
 
         def count(src: object, dst: object, d: bytes) -> bool:
@@ -237,7 +239,9 @@ def test_authentication_overhead_below_five_percent() -> None:
             due = int((sim.now + 0.05) / FRAME_DT) - sent
             frames = [Frame(bytes([k % 256]) * frame_len) for k in range(due)]
             sent += due
-            sim.call(addr(0), lambda nd, t, f=frames: nd.broadcast_frames(key.station_id, f, t))
+            sim.call(
+                addr(0), lambda nd, t, f=frames, k=key: nd.broadcast_frames(k.station_id, f, t)
+            )
             sim.run_for(0.05)
         ratio = seal_bytes / data_bytes
         print(f"auth overhead at {kbps} kbit/s: {ratio:.2%}")

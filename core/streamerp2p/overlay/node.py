@@ -1057,9 +1057,12 @@ class Node:
             if sess.attaching is None:
                 if sess.window_end is not None and now >= sess.window_end:
                     self._attach_best(sess, now)
-                elif sess.window_end is None and now >= sess.next_round:
-                    if not self._attach_best(sess, now):
-                        self._join_round(sess, now)
+                elif (
+                    sess.window_end is None
+                    and now >= sess.next_round
+                    and not self._attach_best(sess, now)
+                ):
+                    self._join_round(sess, now)
         elif sess.parent is not None and now >= sess.next_refresh:
             # keep backup candidates fresh
             sess.next_refresh = now + cfg.refresh_interval * (0.5 + self.rng.random())
