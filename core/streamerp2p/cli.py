@@ -231,7 +231,9 @@ def broadcast_cmd(
         if app.http is not None:
             _say(f"stream: {app.stream_url(key.station_id)}")
         if tone:
-            tg.start_soon(_tone_loop, app, key.station_id)
+            from .tone import tone_loop
+
+            tg.start_soon(tone_loop, app, key.station_id)
             _say("source: generated tone")
         else:
             h, p = await app.serve_ingest(tg, ingest, src_host, src_port, password, key.station_id)
@@ -241,28 +243,6 @@ def broadcast_cmd(
             )
 
     anyio.run(_run_node, app, body, exit_after, status_file)
-
-
-async def _tone_loop(app: App, station_id: bytes, *, title_every: float = 1.0) -> None:
-    from .tone import ToneSource
-
-    src = ToneSource()
-    push = app.push_bytes_framer(station_id)
-    t0 = anyio.current_time()
-    produced = 0.0
-    last_title = ""
-    while True:
-        now = anyio.current_time() - t0
-        need = now + 0.2 - produced
-        if need > 0:
-            push(src.read(need))
-            produced = src.samples / 44100
-            title = src.title()
-            if title != last_title:
-                last_title = title
-                app.node.update_station(station_id, app.now(), title=title)
-                app.runtime.poke()
-        await anyio.sleep(0.1)
 
 
 # ---------------------------------------------------------------------------------- listen

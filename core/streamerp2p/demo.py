@@ -30,7 +30,8 @@ async def run_demo(
     http_port: int,
     say: Callable[[str], None],
 ) -> None:
-    from .cli import _tone_loop, _wait_for_stop
+    from .cli import _wait_for_stop
+    from .tone import tone_loop
 
     config = load_config(obj.get("config_path"))
     plugins = load_plugins(config)
@@ -57,7 +58,7 @@ async def run_demo(
         link = src.start_station(
             key, StationMeta(name="Streamer P2P Demo", genre="Demo", description="Generated tones")
         )
-        tg.start_soon(_tone_loop, src, key.station_id)
+        tg.start_soon(tone_loop, src, key.station_id)
         say(f"broadcaster: {format_hostport(src.address)} (generated audio)")
         say(f"link: {link}")
         for app in listeners:

@@ -38,6 +38,7 @@ class UdpRuntime:
         self.sock: socket.socket | None = None
         self.send_errors = 0
         self._wake = anyio.Event()
+        self._timer_due = 0.0  # when the timer task will next wake
 
     @staticmethod
     def clock() -> float:
@@ -115,15 +116,20 @@ class UdpRuntime:
                     continue
                 node.receive_datagram(data, addr[:2], now)
             self.flush()
+            if node.get_timer() < self._timer_due:
+                self._wake.set()  # a datagram moved the node's deadline earlier
 
     async def _timer_loop(self) -> None:
         node = self.node
         while True:
-            delay = node.get_timer() - self.clock()
+            due = node.get_timer()
+            delay = due - self.clock()
             if delay > 0:
+                self._timer_due = due
                 self._wake = anyio.Event()
                 with anyio.move_on_after(delay):
                     await self._wake.wait()
+                self._timer_due = 0.0
                 if node.get_timer() > self.clock():
                     continue
             node.handle_timer(self.clock())

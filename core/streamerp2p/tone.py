@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Iterator
+from typing import Any
 
 import av
 
@@ -67,3 +68,23 @@ class ToneSource:
     def read(self, seconds: float) -> bytes:
         n = max(1, round(seconds * RATE / FRAME_SAMPLES))
         return b"".join(self.frames(n))
+
+
+async def tone_loop(app: Any, station_id: bytes) -> None:
+    """Feed ``app``'s station with the tune in real time, updating the now-playing title."""
+    import anyio
+
+    src = ToneSource()
+    push = app.push_bytes_framer(station_id)
+    t0 = anyio.current_time()
+    last_title = ""
+    while True:
+        need = anyio.current_time() - t0 + 0.2 - src.samples / RATE
+        if need > 0:
+            push(src.read(need))
+            title = src.title()
+            if title != last_title:
+                last_title = title
+                app.node.update_station(station_id, app.now(), title=title)
+                app.runtime.poke()
+        await anyio.sleep(0.1)

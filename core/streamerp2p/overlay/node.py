@@ -134,7 +134,8 @@ class Session:
     # seeking a parent
     seeking: bool = False
     hosts: list[Addr] = field(default_factory=list)  # hosts given when tuning (link, seeds)
-    asked: dict[Addr, float] = field(default_factory=dict)
+    asked: dict[Addr, float] = field(default_factory=dict)  # JOIN_REQ sent, no answer yet
+    answered: dict[Addr, float] = field(default_factory=dict)  # answered (time)
     candidates: dict[Addr, Candidate] = field(default_factory=dict)
     dead: dict[Addr, float] = field(default_factory=dict)  # addr -> until
     attaching: Addr | None = None
@@ -444,6 +445,7 @@ class Node:
         """Ask hosts likely to be in the station's tree for offers."""
         cfg = self.config
         sess.next_round = now + cfg.join_retry
+        self._forget_old_asks(sess, now)
         targets: list[Addr] = []
         if sess.backup:
             targets.append(sess.backup)
@@ -459,6 +461,12 @@ class Node:
             sent += 1
             if sent >= 8:
                 break
+
+    @staticmethod
+    def _forget_old_asks(sess: Session, now: float) -> None:
+        for d in (sess.asked, sess.answered):  # bounded memory
+            for a in [a for a, t in d.items() if now - t > 10.0]:
+                del d[a]
 
     def _ask(self, sess: Session, addr: Addr, now: float) -> None:
         self._req_id += 1
@@ -480,7 +488,8 @@ class Node:
             return
         tag = sess.tag if msg.flags & wire.OFFER_IN_TREE else None
         self._learn(addr, msg.node_id, tag, now)
-        asked = sess.asked.get(addr)
+        asked = sess.asked.pop(addr, None)
+        sess.answered[addr] = now
         rtt = now - asked if asked is not None else 1.0
         if msg.flags & wire.OFFER_IN_TREE and self.node_id not in msg.path:
             sess.candidates[addr] = Candidate(
@@ -490,19 +499,18 @@ class Node:
                 sess.window_end = now + self.config.offer_window
         if sess.seeking:
             for ref in msg.referrals:
+                fresh = now - sess.answered.get(ref, -1e9) < 2.0
                 if (
                     ref not in sess.asked
+                    and not fresh
                     and ref != sess.parent
                     and not self._is_dead(sess, ref, now)
                 ):
                     self._ask(sess, ref, now)
-            if sess.window_end is not None and sess.attaching is None:
-                # all asked answered? then no need to wait for the window
-                waiting = [
-                    a for a, t in sess.asked.items() if now - t < 0.5 and a not in sess.candidates
-                ]
-                if not waiting:
-                    self._attach_best(sess, now)
+            # everyone asked recently has answered: no need to wait for the window
+            waiting = any(now - t < 0.5 for t in sess.asked.values())
+            if sess.window_end is not None and sess.attaching is None and not waiting:
+                self._attach_best(sess, now)
         self._next_tick = min(self._next_tick, sess.window_end or self._next_tick)
 
     def _attach_best(self, sess: Session, now: float) -> bool:
@@ -1066,6 +1074,7 @@ class Node:
         elif sess.parent is not None and now >= sess.next_refresh:
             # keep backup candidates fresh
             sess.next_refresh = now + cfg.refresh_interval * (0.5 + self.rng.random())
+            self._forget_old_asks(sess, now)
             pool = [a for a, h in self.hosts.items() if h.tag == sess.tag and a != sess.parent]
             for a in self.rng.sample(pool, min(3, len(pool))):
                 self._ask(sess, a, now)

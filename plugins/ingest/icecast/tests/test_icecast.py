@@ -1,0 +1,590 @@
+"""Tests of the Icecast source server: raw-socket clients and real ffmpeg."""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+import os
+import shutil
+import struct
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import av
+import pytest
+from anyio.abc import SocketStream
+from streamerp2p.types import IngestContext, SourceConnection, SourceInfo
+from streamerp2p_icecast import plugin
+from streamerp2p_icecast.server import METADATA_OK, IcecastServer, source_info_from_headers
+
+pytestmark = pytest.mark.anyio
+
+PASSWORD = "hackme"
+TIMEOUT = 10
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def need_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (apt-get install {name})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}: required on CI")
+        pytest.skip(message)
+    return path
+
+
+def make_mp3(seconds: float = 1.5, rate: int = 44100) -> bytes:
+    """A small CBR mp3 (440 Hz tone) without ID3 or Xing header, made with PyAV/libmp3lame."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp3", options={"id3v2_version": "0", "write_xing": "0"}) as out:
+        stream = out.add_stream("libmp3lame", rate=rate, layout="stereo")
+        stream.bit_rate = 128000
+        n, pts, total = 1152, 0, int(seconds * rate)
+        while pts < total:
+            pcm = b"".join(
+                struct.pack("<hh", v, v)
+                for v in (
+                    int(8000 * math.sin(2 * math.pi * 440 * (pts + i) / rate)) for i in range(n)
+                )
+            )
+            frame = av.AudioFrame(format="s16", layout="stereo", samples=n)
+            frame.planes[0].update(pcm)
+            frame.sample_rate = rate
+            frame.pts = pts
+            pts += n
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def mp3_bytes() -> bytes:
+    return make_mp3()
+
+
+# --------------------------------------------------------------------------------------------
+# Harness: an in-process server whose node side collects what sources send
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    info: SourceInfo
+    peer: str
+    data: bytearray = field(default_factory=bytearray)
+    chunks: int = 0
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.server: IcecastServer | None = None
+        self.port = 0
+        self.titles: list[tuple[str, str]] = []
+        self.started_sources: list[Received] = []
+        self.done_send, self.done = anyio.create_memory_object_stream[Received](100)
+        self.release = anyio.Event()  # sources on mount "/hold" wait for this
+        self.source_started = anyio.Event()
+
+    def check_password(self, user: str, password: str) -> bool:
+        return user in ("source", "admin") and password == PASSWORD
+
+    async def on_source(self, conn: SourceConnection) -> None:
+        rec = Received(conn.info, conn.peer)
+        self.started_sources.append(rec)
+        self.source_started.set()
+        if conn.info.mount == "/hold":
+            await self.release.wait()
+        else:
+            async for chunk in conn:
+                rec.data += chunk
+                rec.chunks += 1
+        await self.done_send.send(rec)
+
+    def on_title(self, mount: str, title: str) -> None:
+        self.titles.append((mount, title))
+
+    async def next_source(self) -> Received:
+        with anyio.fail_after(TIMEOUT):
+            return await self.done.receive()
+
+    async def connect(self) -> SocketStream:
+        return await anyio.connect_tcp("127.0.0.1", self.port)
+
+
+@asynccontextmanager
+async def running_server(**options: object) -> AsyncIterator[Harness]:
+    h = Harness()
+    started = anyio.Event()
+
+    def on_started(host: str, port: int) -> None:
+        h.port = port
+        started.set()
+
+    ctx = IngestContext(
+        host="127.0.0.1",
+        port=0,
+        check_password=h.check_password,
+        on_source=h.on_source,
+        on_title=h.on_title,
+        started=on_started,
+        options=dict(options),
+    )
+    h.server = IcecastServer(ctx)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(h.server.serve)
+        with anyio.fail_after(TIMEOUT):
+            await started.wait()
+        assert h.port > 0
+        yield h
+        tg.cancel_scope.cancel()
+
+
+def auth(user: str = "source", password: str = PASSWORD) -> bytes:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return f"Authorization: Basic {token}\r\n".encode()
+
+
+async def read_until(stream: SocketStream, marker: bytes, buf: bytearray | None = None) -> bytes:
+    """Read until ``marker`` has been seen; return everything read up to and including it."""
+    buf = bytearray() if buf is None else buf
+    with anyio.fail_after(TIMEOUT):
+        while marker not in buf:
+            buf += await stream.receive()
+    end = buf.index(marker) + len(marker)
+    out = bytes(buf[:end])
+    del buf[:end]
+    return out
+
+
+async def read_all(stream: SocketStream) -> bytes:
+    buf = bytearray()
+    with anyio.fail_after(TIMEOUT):
+        try:
+            while True:
+                buf += await stream.receive()
+        except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionError):
+            pass
+    return bytes(buf)
+
+
+# --------------------------------------------------------------------------------------------
+# Raw-socket clients
+# --------------------------------------------------------------------------------------------
+
+
+async def test_put_without_expect(mp3_bytes: bytes) -> None:
+    async with running_server() as h:
+        stream = await h.connect()
+        head = (
+            b"PUT /live HTTP/1.1\r\nHost: localhost\r\n"
+            + auth()
+            + b"Content-Type: audio/mpeg\r\nice-name: Test Radio\r\nice-genre: Jazz\r\n"
+            b"ice-description: a test\r\nice-url: http://example.org/\r\nice-public: 0\r\n"
+            b"ice-audio-info: ice-samplerate=44100;ice-bitrate=128;ice-channels=2\r\n"
+            b"User-Agent: test/1.0\r\nX-Other: ignored\r\n\r\n"
+        )
+        # Head and the first body bytes in one segment: the server must keep h11's leftovers.
+        await stream.send(head + mp3_bytes[:1000])
+        assert await read_until(stream, b"\r\n\r\n") == b"HTTP/1.0 200 OK\r\n\r\n"
+        for i in range(1000, len(mp3_bytes), 4096):
+            await stream.send(mp3_bytes[i : i + 4096])
+        await stream.send_eof()
+        rec = await h.next_source()
+        await stream.aclose()
+        assert bytes(rec.data) == mp3_bytes
+        info = rec.info
+        assert info.mount == "/live"
+        assert info.content_type == "audio/mpeg"
+        assert (info.name, info.genre, info.description) == ("Test Radio", "Jazz", "a test")
+        assert info.url == "http://example.org/"
+        assert info.public is False
+        assert info.bitrate == 128
+        assert info.user_agent == "test/1.0"
+        assert info.extra == {
+            "ice-audio-info": "ice-samplerate=44100;ice-bitrate=128;ice-channels=2"
+        }
+        assert rec.peer.startswith("127.0.0.1:")
+        assert h.server is not None and h.server.stats.sources == 1
+        assert not h.server.active_mounts
+
+
+async def test_put_with_expect_100_continue(mp3_bytes: bytes) -> None:
+    async with running_server() as h:
+        stream = await h.connect()
+        await stream.send(
+            b"PUT /live HTTP/1.1\r\nHost: x\r\n"
+            + auth()
+            + b"Content-Type: audio/mpeg\r\nExpect: 100-continue\r\n\r\n"
+        )
+        buf = bytearray()
+        assert await read_until(stream, b"\r\n\r\n", buf) == b"HTTP/1.1 100 Continue\r\n\r\n"
+        await stream.send(mp3_bytes)
+        await stream.send_eof()
+        rec = await h.next_source()
+        # Like Icecast, the 100 is the only answer: nothing follows it.
+        assert await read_all(stream) == b""
+        await stream.aclose()
+        assert bytes(rec.data) == mp3_bytes
+
+
+async def test_put_chunked(mp3_bytes: bytes) -> None:
+    async with running_server() as h:
+        stream = await h.connect()
+        body = bytearray()
+        for i in range(0, len(mp3_bytes), 3000):
+            piece = mp3_bytes[i : i + 3000]
+            body += b"%x\r\n" % len(piece) + piece + b"\r\n"
+        body += b"0\r\n\r\n"
+        await stream.send(
+            b"PUT /chunky HTTP/1.1\r\nHost: x\r\n"
+            + auth()
+            + b"Transfer-Encoding: chunked\r\nContent-Type: audio/mpeg\r\n\r\n"
+            + bytes(body[:5000])
+        )
+        assert await read_until(stream, b"\r\n\r\n") == b"HTTP/1.0 200 OK\r\n\r\n"
+        await stream.send(bytes(body[5000:]))
+        rec = await h.next_source()
+        await stream.aclose()
+        assert bytes(rec.data) == mp3_bytes
+        assert rec.info.mount == "/chunky"
+
+
+async def test_put_content_length(mp3_bytes: bytes) -> None:
+    async with running_server() as h:
+        stream = await h.connect()
+        await stream.send(
+            b"PUT /len HTTP/1.1\r\nHost: x\r\n"
+            + auth()
+            + b"Content-Length: %d\r\n\r\n" % len(mp3_bytes)
+            + mp3_bytes
+            + b"extra bytes after the body are not audio"
+        )
+        assert await read_until(stream, b"\r\n\r\n") == b"HTTP/1.0 200 OK\r\n\r\n"
+        rec = await h.next_source()
+        await stream.aclose()
+        assert bytes(rec.data) == mp3_bytes
+
+
+@pytest.mark.parametrize("version", [b"HTTP/1.0", b"ICE/1.0"])
+async def test_legacy_source(mp3_bytes: bytes, version: bytes) -> None:
+    async with running_server() as h:
+        stream = await h.connect()
+        await stream.send(
+            b"SOURCE /legacy " + version + b"\r\n" + auth() + b"content-type: audio/mpeg\r\n"
+            b"icy-name: Old School\r\nicy-genre: Rock\r\nicy-pub: 1\r\nicy-br: 96\r\n\r\n"
+        )
+        assert await read_until(stream, b"\r\n\r\n") == b"HTTP/1.0 200 OK\r\n\r\n"
+        await stream.send(mp3_bytes)
+        await stream.aclose()  # libshout style: the stream ends when the socket closes
+        rec = await h.next_source()
+        assert bytes(rec.data) == mp3_bytes
+        assert (rec.info.mount, rec.info.name, rec.info.genre) == ("/legacy", "Old School", "Rock")
+        assert rec.info.public is True
+        assert rec.info.bitrate == 96
+
+
+async def test_legacy_source_that_does_not_wait_gets_no_answer(mp3_bytes: bytes) -> None:
+    """ffmpeg -legacy_icecast style: audio right after the head, never reads an answer."""
+    async with running_server() as h:
+        stream = await h.connect()
+        await stream.send(b"SOURCE /eager HTTP/1.1\r\nHost: x\r\n" + auth() + b"\r\n")
+        await stream.send(mp3_bytes[:5000])
+        await stream.send(mp3_bytes[5000:])
+        await stream.send_eof()
+        rec = await h.next_source()
+        assert bytes(rec.data) == mp3_bytes
+        assert await read_all(stream) == b""
+        await stream.aclose()
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [auth(password="wrong"), auth(user="source", password=""), b"", b"Authorization: Basic !!\r\n"],
+    ids=["wrong", "empty", "missing", "garbled"],
+)
+async def test_wrong_password(credentials: bytes) -> None:
+    async with running_server() as h:
+        stream = await h.connect()
+        await stream.send(
+            b"PUT /live HTTP/1.1\r\nHost: x\r\n" + credentials + b"Expect: 100-continue\r\n\r\n"
+        )
+        response = await read_all(stream)
+        await stream.aclose()
+        assert response.startswith(b"HTTP/1.0 401 Unauthorized\r\n")
+        assert b'WWW-Authenticate: Basic realm="Icecast2 Server"\r\n' in response
+        assert b"100 Continue" not in response
+        assert h.server is not None
+        assert h.server.stats.auth_failures == 1
+        assert h.server.stats.sources == 0
+        assert h.started_sources == []
+
+
+async def test_wrong_password_with_body_still_gets_401(mp3_bytes: bytes) -> None:
+    """The client already sent audio: the 401 must reach it anyway (no reset before it)."""
+    async with running_server() as h:
+        stream = await h.connect()
+        await stream.send(b"SOURCE /live HTTP/1.0\r\n" + auth(password="no") + b"\r\n" + mp3_bytes)
+        response = await read_all(stream)
+        await stream.aclose()
+        assert response.startswith(b"HTTP/1.0 401 Unauthorized\r\n")
+        assert h.started_sources == []
+
+
+async def test_mount_in_use() -> None:
+    async with running_server() as h:
+        first = await h.connect()
+        await first.send(b"SOURCE /hold HTTP/1.0\r\n" + auth() + b"\r\n")
+        assert await read_until(first, b"\r\n\r\n") == b"HTTP/1.0 200 OK\r\n\r\n"
+        with anyio.fail_after(TIMEOUT):
+            await h.source_started.wait()
+        second = await h.connect()
+        await second.send(b"PUT /hold HTTP/1.1\r\nHost: x\r\n" + auth() + b"\r\n")
+        response = await read_all(second)
+        await second.aclose()
+        assert response.startswith(b"HTTP/1.0 403 Forbidden\r\n")
+        assert b"Mountpoint in use" in response
+        assert h.server is not None and h.server.stats.mount_in_use == 1
+        # Once the first source is done, the mount is free again.
+        h.release.set()
+        await h.next_source()
+        await first.aclose()
+        assert not h.server.active_mounts
+        third = await h.connect()
+        await third.send(b"PUT /hold HTTP/1.1\r\nHost: x\r\n" + auth() + b"\r\n")
+        assert await read_until(third, b"\r\n\r\n") == b"HTTP/1.0 200 OK\r\n\r\n"
+        await third.aclose()
+
+
+async def test_disconnect_mid_chunked_body_ends_quietly(mp3_bytes: bytes) -> None:
+    async with running_server() as h:
+        stream = await h.connect()
+        await stream.send(
+            b"PUT /cut HTTP/1.1\r\nHost: x\r\n"
+            + auth()
+            + b"Transfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n" % 4000
+            + mp3_bytes[:1500]  # the chunk is cut short by the hang-up
+        )
+        assert await read_until(stream, b"\r\n\r\n") == b"HTTP/1.0 200 OK\r\n\r\n"
+        await stream.aclose()
+        rec = await h.next_source()
+        assert bytes(rec.data) == mp3_bytes[:1500]
+        assert h.server is not None and h.server.stats.errors == 0
+
+
+async def test_source_timeout_ends_stream() -> None:
+    async with running_server(source_timeout=0.2) as h:
+        stream = await h.connect()
+        await stream.send(b"SOURCE /quiet HTTP/1.0\r\n" + auth() + b"\r\nabc")
+        rec = await h.next_source()
+        assert bytes(rec.data) == b"abc"
+        await stream.aclose()
+
+
+async def test_metadata_update() -> None:
+    async with running_server() as h:
+        stream = await h.connect()
+        await stream.send(
+            b"GET /admin/metadata?mode=updinfo&mount=/live&song=Artist%20-%20Caf%C3%A9+Song"
+            b" HTTP/1.0\r\n" + auth() + b"User-Agent: libshout/2.4.6\r\n\r\n"
+        )
+        response = await read_all(stream)
+        await stream.aclose()
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.0 200 OK\r\n")
+        assert b"Content-Type: text/xml" in head
+        assert body.decode() == METADATA_OK
+        assert h.titles == [("/live", "Artist - Café Song")]
+
+        # admin user, latin-1 charset and HTTP/1.1 without Host
+        stream = await h.connect()
+        await stream.send(
+            b"GET /admin/metadata?mode=updinfo&mount=/x&song=Caf%E9&charset=ISO-8859-1 HTTP/1.1"
+            b"\r\n" + auth(user="admin") + b"\r\n"
+        )
+        assert (await read_all(stream)).startswith(b"HTTP/1.0 200 OK\r\n")
+        await stream.aclose()
+        assert h.titles[-1] == ("/x", "Café")
+
+
+async def test_metadata_update_needs_auth() -> None:
+    async with running_server() as h:
+        stream = await h.connect()
+        await stream.send(
+            b"GET /admin/metadata?mode=updinfo&mount=/live&song=x HTTP/1.0\r\n"
+            + auth(password="bad")
+            + b"\r\n"
+        )
+        response = await read_all(stream)
+        await stream.aclose()
+        assert response.startswith(b"HTTP/1.0 401 Unauthorized\r\n")
+        assert b'WWW-Authenticate: Basic realm="Icecast2 Server"' in response
+        assert h.titles == []
+
+
+async def test_other_get_is_404() -> None:
+    async with running_server() as h:
+        stream = await h.connect()
+        await stream.send(b"GET /live HTTP/1.1\r\nHost: x\r\n\r\n")
+        response = await read_all(stream)
+        await stream.aclose()
+        assert response.startswith(b"HTTP/1.0 404 Not Found\r\n")
+        assert h.server is not None and h.server.stats.not_found == 1
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(200)),  # a TLS hello
+        b"hello there\r\n\r\n",
+        b"PUT /x HTTP/9.9 extra\r\n\r\n",
+        b"PUT /x HTTP/1.1\r\nbad header line\r\n\r\n",
+        b"A" * 40000,
+        b"",
+    ],
+    ids=["tls", "words", "version", "header", "huge", "empty"],
+)
+async def test_garbage_is_dropped_quietly(garbage: bytes, mp3_bytes: bytes) -> None:
+    async with running_server(head_timeout=1.0) as h:
+        stream = await h.connect()
+        try:
+            await stream.send(garbage)
+            await stream.send_eof()
+            await read_all(stream)
+        finally:
+            await stream.aclose()
+        assert h.server is not None
+        # The listener survives and still accepts a source.
+        ok = await h.connect()
+        await ok.send(b"SOURCE /after HTTP/1.0\r\n" + auth() + b"\r\n" + mp3_bytes[:100])
+        await ok.aclose()
+        rec = await h.next_source()
+        assert bytes(rec.data) == mp3_bytes[:100]
+        assert h.server.stats.bad_requests + h.server.stats.not_found >= 1
+        assert h.server.stats.errors == 0
+
+
+async def test_on_source_raising_does_not_kill_listener(mp3_bytes: bytes) -> None:
+    async with running_server() as h:
+        calls = 0
+        original = h.on_source
+
+        async def boom(conn: SourceConnection) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                raise RuntimeError("node said no")
+            await original(conn)
+
+        assert h.server is not None
+        h.server.ctx.on_source = boom
+        for _ in range(2):
+            stream = await h.connect()
+            await stream.send(b"SOURCE /x HTTP/1.0\r\n" + auth() + b"\r\n" + mp3_bytes[:10])
+            await stream.aclose()
+        rec = await h.next_source()
+        assert bytes(rec.data) == mp3_bytes[:10]
+        assert h.server.stats.errors == 1
+
+
+def test_source_info_from_headers_audio_info_bitrate() -> None:
+    info = source_info_from_headers(
+        "/m", {"ice-audio-info": "samplerate=48000;bitrate=192;channels=2", "icy-url": "u"}
+    )
+    assert info.bitrate == 192
+    assert info.url == "u"
+    assert info.extra == {"ice-audio-info": "samplerate=48000;bitrate=192;channels=2"}
+
+
+async def test_plugin_hook_and_port_zero() -> None:
+    specs = plugin.streamerp2p_ingest_servers()
+    assert [s.name for s in specs] == ["icecast"]
+    spec = specs[0]
+    assert spec.default_port == 8000
+    started: list[tuple[str, int]] = []
+    ready = anyio.Event()
+
+    def on_started(host: str, port: int) -> None:
+        started.append((host, port))
+        ready.set()
+
+    async def on_source(conn: SourceConnection) -> None:
+        pass
+
+    ctx = IngestContext(
+        host="127.0.0.1",
+        port=0,
+        check_password=lambda u, p: True,
+        on_source=on_source,
+        on_title=lambda m, t: None,
+        started=on_started,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(spec.serve, ctx)
+        with anyio.fail_after(TIMEOUT):
+            await ready.wait()
+        host, port = started[0]
+        assert host == "127.0.0.1" and port > 0
+        stream = await anyio.connect_tcp(host, port)
+        await stream.aclose()
+        tg.cancel_scope.cancel()
+
+
+# --------------------------------------------------------------------------------------------
+# Real ffmpeg as the broadcast tool
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("legacy", [False, True], ids=["put", "source"])
+async def test_ffmpeg_source(mp3_bytes: bytes, tmp_path: Path, legacy: bool) -> None:
+    ffmpeg = need_tool("ffmpeg")
+    path = tmp_path / "in.mp3"
+    path.write_bytes(mp3_bytes)
+    # A generous answer_wait keeps the legacy (SOURCE) case exact on a loaded machine: ffmpeg
+    # then never gets an answer it would not read (see IcecastServer._answer).
+    async with running_server(answer_wait=3.0) as h:
+        args = [
+            ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "warning",
+            "-i", str(path), "-c", "copy", "-f", "mp3",
+            "-id3v2_version", "0", "-write_xing", "0",
+            "-content_type", "audio/mpeg",
+            "-ice_name", "FF Radio", "-ice_genre", "Test", "-ice_description", "from ffmpeg",
+            "-ice_public", "1", "-user_agent", "ffmpeg-test",
+        ]  # fmt: skip
+        if legacy:
+            args += ["-legacy_icecast", "1"]
+        args.append(f"icecast://source:{PASSWORD}@127.0.0.1:{h.port}/live")
+        log = tmp_path / "ffmpeg.log"
+        with log.open("wb") as err:
+            process = await anyio.open_process(args, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            rec = await h.next_source()
+            with anyio.fail_after(TIMEOUT):
+                code = await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                with anyio.CancelScope(shield=True):
+                    await process.wait()
+            await process.aclose()
+        stderr = log.read_bytes()
+        assert code == 0, stderr.decode(errors="replace")
+        assert len(rec.data) == len(mp3_bytes), stderr.decode(errors="replace")
+        assert bytes(rec.data) == mp3_bytes
+        assert rec.info.mount == "/live"
+        assert rec.info.content_type == "audio/mpeg"
+        assert rec.info.name == "FF Radio"
+        assert rec.info.genre == "Test"
+        assert rec.info.description == "from ffmpeg"
+        assert rec.info.user_agent == "ffmpeg-test"
