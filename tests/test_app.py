@@ -29,7 +29,9 @@ class Recorder:
         self.calls.append(("station_seen", {"station_id": station_id, "meta": meta}))
 
     @hookimpl
-    def streamerp2p_tuned(self, station_id: str, meta: StationMeta, parent: PeerInfo | None) -> None:
+    def streamerp2p_tuned(
+        self, station_id: str, meta: StationMeta, parent: PeerInfo | None
+    ) -> None:
         self.calls.append(("tuned", {"station_id": station_id, "parent": parent}))
 
     @hookimpl
@@ -54,8 +56,9 @@ async def read_icy(port: int, path: str, want_blocks: int) -> tuple[bytes, list[
         while b"\r\n\r\n" not in buf:
             buf += await stream.receive()
         head, buf = buf.split(b"\r\n\r\n", 1)
+        lines = head.split(b"\r\n")
         metaint = int(
-            next(h for h in head.split(b"\r\n") if h.lower().startswith(b"icy-metaint:")).split(b":")[1]
+            next(h for h in lines if h.lower().startswith(b"icy-metaint:")).split(b":")[1]
         )
         titles: list[str] = []
         audio = 0
@@ -82,8 +85,13 @@ async def test_titles_and_station_info_reach_the_player_through_the_tree(tmp_pat
     plugins.register(rec, "test", "recorder")
 
     def opts(slots: int) -> NodeOptions:
-        return NodeOptions(host="127.0.0.1", port=0, advertise="127.0.0.1", http_port=0,
-                           overlay=NodeConfig(slots=slots))
+        return NodeOptions(
+            host="127.0.0.1",
+            port=0,
+            advertise="127.0.0.1",
+            http_port=0,
+            overlay=NodeConfig(slots=slots),
+        )
 
     src = App(opts(1), tmp_path / "src", plugins)
     relay = App(opts(1), tmp_path / "relay", plugins)
