@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,19 +20,14 @@ from urllib.parse import urlsplit
 
 import pytest
 from streamerp2p.procs import NodeProcess, read_status
+from streamerp2p.testing import require_tool
 from streamerp2p.tone import ToneSource
 
 pytestmark = pytest.mark.e2e
 
-FFMPEG = shutil.which("ffmpeg")
-
 
 def need_ffmpeg() -> str:
-    if FFMPEG is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("ffmpeg is required in CI (.ci/run installs it)")
-        pytest.skip("ffmpeg not installed (apt-get install ffmpeg)")
-    return FFMPEG
+    return require_tool("ffmpeg")
 
 
 def make_source(path: Path, seconds: float) -> list[int]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
-import shutil
 import struct
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +23,7 @@ from streamerp2p.http_output import (
     write_playlists,
 )
 from streamerp2p.output import StationOutput
+from streamerp2p.testing import require_tool
 from streamerp2p.types import StationMeta
 
 pytestmark = pytest.mark.anyio
@@ -49,13 +48,7 @@ def anyio_backend() -> str:
 
 
 def need_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (apt-get install {name})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}: required on CI")
-        pytest.skip(message)
-    return path
+    return require_tool(name)
 
 
 def make_mp3_frames(seconds: float = 3.0, rate: int = 44100) -> list[bytes]:
@@ -513,9 +506,7 @@ async def test_ffmpeg_reads_live_stream(mp3_frames: list[bytes], tmp_path: Path)
 
 @pytest.mark.e2e
 async def test_mpv_plays_stream_and_shows_title(mp3_frames: list[bytes], tmp_path: Path) -> None:
-    mpv = shutil.which("mpv")
-    if mpv is None:
-        pytest.skip("mpv is not installed (optional)")
+    mpv = require_tool("mpv")
     out = StationOutput("abc", META)
     out.set_title("Artist - Mpv Song")
     for frame in mp3_frames:

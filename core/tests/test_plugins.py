@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -30,6 +29,7 @@ from streamerp2p.plugins import (
     PluginHost,
     _matches,
 )
+from streamerp2p.testing import in_ci, require_tool
 from streamerp2p.types import CodecSpec, Frame, FramerStats, IngestSpec, PeerInfo, StreamFormat
 
 # ---- throwaway distributions ----------------------------------------------------------------
@@ -159,9 +159,7 @@ def uv_install(
     modules: dict[str, str],
 ) -> None:
     """A real install: build the project with hatchling and install it with uv (offline)."""
-    uv = shutil.which("uv")
-    if uv is None:
-        pytest.skip("uv not found")
+    uv = os.environ.get("UV") or require_tool("uv", "pip install uv")
     project = target.parent / f"src-{name}"
     project.mkdir(parents=True)
     eps = "".join(
@@ -186,7 +184,10 @@ def uv_install(
         timeout=120,
     )
     if result.returncode != 0:
-        pytest.skip(f"offline uv install not possible here: {result.stderr.strip()[-300:]}")
+        message = f"offline uv install not possible here: {result.stderr.strip()[-300:]}"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
 
 
 def run_python(tmp_path: Path, target: Path, script: str, *args: str) -> str:

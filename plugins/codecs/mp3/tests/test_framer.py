@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import io
 import random
-import shutil
 import struct
 from typing import Protocol
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from streamerp2p.testing import require_tool
 from streamerp2p.types import Frame, Framer, StreamFormat
 from streamerp2p_mp3.framer import (
     MAX_FRAME_LENGTH,
@@ -152,8 +152,8 @@ def test_xing_info_frame_passed_through(mp3: Mp3File) -> None:
     assert b"Xing" in frames[0][:48] or b"Info" in frames[0][:48]
 
 
-@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not on PATH")
 def test_frame_count_matches_pyav(mp3: Mp3File) -> None:
+    require_tool("ffmpeg")
     import av
 
     with av.open(io.BytesIO(mp3.data), format="mp3") as container:
