@@ -6,6 +6,7 @@ demo exercises exactly what separate machines would run.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -96,3 +97,4 @@ async def run_demo(
             + ", ".join(str(g.bytes_fed) for g in got)
         )
         tg.cancel_scope.cancel()
+    shutil.rmtree(root, ignore_errors=True)
