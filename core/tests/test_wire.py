@@ -27,16 +27,16 @@ v6 = st.tuples(st.ip_addresses(v=6).map(str), st.integers(0, 65535))
 addrs = st.one_of(v4, v6)
 
 messages = st.one_of(
-    st.builds(wire.HelloReq, u32, ids, tags, u8),
+    st.builds(wire.HelloReq, u32, ids, tags, u8, u8),
     st.builds(
         wire.Hello,
         u32,
         ids,
         tags,
         addrs,
-        st.lists(st.builds(wire.HostEntry, ids, tags, addrs), max_size=wire.MAX_HOSTS),
+        st.lists(st.builds(wire.HostEntry, ids, tags, addrs, u8), max_size=wire.MAX_HOSTS),
     ),
-    st.builds(wire.JoinReq, sids, u32, ids),
+    st.builds(wire.JoinReq, sids, u32, ids, u8, u8, u32),
     st.builds(
         wire.Offer,
         sids,
@@ -49,8 +49,9 @@ messages = st.one_of(
         u32,
         st.lists(ids, max_size=wire.MAX_PATH),
         st.lists(addrs, max_size=wire.MAX_REFERRALS),
+        u8,
     ),
-    st.builds(wire.Attach, sids, ids, u32),
+    st.builds(wire.Attach, sids, ids, u32, u8, u8),
     st.builds(wire.AttachOk, sids, ids, u8, u32, u32, st.lists(ids, max_size=wire.MAX_PATH)),
     st.builds(wire.AttachNo, sids, u8, st.lists(addrs, max_size=wire.MAX_REFERRALS)),
     st.builds(
@@ -66,7 +67,7 @@ messages = st.one_of(
         st.lists(st.tuples(u32, st.integers(0, 65535)), max_size=wire.MAX_NACK_RANGES),
     ),
     st.builds(wire.PStat, tags, u8, u32, st.lists(ids, max_size=wire.MAX_PATH), st.none() | addrs),
-    st.builds(wire.CStat, tags, ids, u8, u8, u32),
+    st.builds(wire.CStat, tags, ids, u8, u8, u32, u8),
     st.builds(
         wire.Leave, tags, st.integers(0, 65535), st.lists(addrs, max_size=wire.MAX_REFERRALS)
     ),

@@ -31,6 +31,7 @@ from .events import (
     StationUpdated,
     Tuned,
 )
+from .hosts import HostList, HostRec
 from .packer import Packer
 from .records import StationKey, StationRecord, Verifier, chunk_hash, tag_of
 from .wire import Addr
@@ -42,13 +43,17 @@ _EMPTY_HASH = b"\x00" * wire.HASH_LEN
 
 @dataclass(slots=True)
 class NodeConfig:
-    slots: int = 4  # children per station
+    slots: int = 4  # children per station when the upload capacity is unknown
+    upload_kbps: float = 0.0  # measured/configured upload; > 0: slots = upload * headroom / bitrate
+    slot_headroom: float = 0.9
+    max_slots: int = 32
     history_seconds: float = 30.0
     cushion_seconds: float = 4.0
     parent_timeout: float = 1.0
     child_timeout: float = 5.0
     leave_grace: float = 3.0
-    tick: float = 0.1
+    tick: float = 0.25  # housekeeping period
+    fast_tick: float = 0.05  # while joining, attaching or repairing
     status_interval: float = 1.0
     gossip_interval: float = 0.5
     host_expiry: float = 300.0
@@ -60,7 +65,11 @@ class NodeConfig:
     offer_window: float = 0.1
     attach_timeout: float = 0.5
     join_retry: float = 0.5
-    refresh_interval: float = 10.0
+    refresh_interval: float = 10.0  # ask a few tree members for offers (backups, reshuffle)
+    reshuffle: bool = True  # move up when a shallower node has room or a weaker child
+    attach_fanout: int = 3  # JOIN_REQs with "attach me if you have room" per join round
+    station_expiry: float = 7200.0  # offline stations leave the directory after 2 hours
+    loss_periods: int = 3  # status periods of loss reported by children before shedding a slot
     max_pending: int = 512
     repair_batch: int = 64
 
@@ -91,7 +100,9 @@ class Child:
     last_heard: float
     free: int = 0
     slots: int = 0
-    leaving: bool = False  # it is leaving politely: its slot goes to one of its children
+    leaving: bool = False  # leaving politely or redirected: its slot is free for another
+    loss: int = 0  # chunks it re-requested in its last status period
+    since: float = 0.0  # when it started leaving
 
 
 @dataclass(slots=True)
@@ -103,13 +114,16 @@ class Candidate:
     path: list[bytes]
     heard: float
     rtt: float
+    weakest: int = 255
 
 
 @dataclass(slots=True)
-class HostRec:
-    node_id: bytes
-    tag: bytes
-    last_heard: float
+class DirEntry:
+    """A station in the directory (learned passively from gossip)."""
+
+    record: StationRecord
+    raw: bytes
+    last_alive: float  # last time a host was known to be tuned to it (or we were)
 
 
 @dataclass(slots=True)
@@ -140,6 +154,12 @@ class Session:
     dead: dict[Addr, float] = field(default_factory=dict)  # addr -> until
     attaching: Addr | None = None
     attach_sent: float = 0.0
+    intents: dict[Addr, float] = field(default_factory=dict)  # JOIN_ATTACH sent while seeking
+    next_reshuffle: float = 0.0
+    slot_penalty: int = 0  # slots shed because children reported loss
+    loss_streak: int = 0
+    last_penalty: float = 0.0
+    nacked: int = 0  # chunks requested since the last CSTAT
     window_end: float | None = None
     next_round: float = 0.0
     next_refresh: float = 0.0
@@ -206,7 +226,10 @@ class Node:
         self.node_id = node_id or self.rng.randbytes(wire.ID_LEN)
         self.stats = Stats()
         self.sessions: dict[bytes, Session] = {}
-        self.hosts: dict[Addr, HostRec] = {}
+        self.hosts = HostList(self.config.max_hosts, self.rng)
+        self.directory: dict[bytes, DirEntry] = {}  # station id -> record, last seen alive
+        self.tag_station: dict[bytes, bytes] = {}  # tag -> station id, for the directory
+        self._hello_count = 0
         self.seeds: list[Addr] = []
         self.observed: Addr | None = None  # our address as others see it
         self._out: list[tuple[bytes, Addr]] = []
@@ -276,15 +299,22 @@ class Node:
     def handle_timer(self, now: float) -> None:
         self._now = now
         cfg = self.config
+        urgent = False
         for sess in list(self.sessions.values()):
             self._tick_session(sess, now)
+            if (
+                sess.seeking
+                or sess.attaching is not None
+                or (sess.parent is not None and sess.known_head >= sess.contig)
+            ):
+                urgent = True
         if now >= self._next_gossip:
             self._next_gossip = now + cfg.gossip_interval * (0.5 + self.rng.random())
             self._gossip(now)
         if self._leaving and not self.sessions:
             self._leaving = False
             self._events.append(LeaveComplete())
-        self._next_tick = now + cfg.tick
+        self._next_tick = now + (cfg.fast_tick if urgent else cfg.tick)
 
     # ------------------------------------------------------------------ commands
 
@@ -379,22 +409,31 @@ class Node:
         self.stats.datagrams_out += 1
         self.stats.bytes_out += len(data)
 
-    def _learn(self, addr: Addr, node_id: bytes, tag: bytes | None, now: float) -> None:
-        rec = self.hosts.get(addr)
+    def _learn(
+        self, addr: Addr, node_id: bytes, tag: bytes | None, now: float, slots: int | None = None
+    ) -> HostRec:
+        """We heard from ``addr`` directly."""
+        hosts = self.hosts
+        rec = hosts.get(addr)
         if rec is None:
-            if len(self.hosts) >= self.config.max_hosts:
-                oldest = min(self.hosts, key=lambda a: self.hosts[a].last_heard)
-                del self.hosts[oldest]
-            self.hosts[addr] = HostRec(node_id, tag or _NO_TAG, now)
+            rec = hosts.add(addr, HostRec(node_id, tag or _NO_TAG, now))
         else:
             rec.node_id = node_id
             rec.last_heard = now
             if tag is not None:
-                rec.tag = tag
+                hosts.set_tag(addr, tag)
+        rec.asked = None
+        if slots is not None:
+            rec.slots = slots
+        if rec.tag != _NO_TAG:
+            sid = self.tag_station.get(rec.tag)
+            if sid is not None:
+                self.directory[sid].last_alive = now
+        return rec
 
     def _my_tag(self) -> bytes:
         for tag, sess in self.sessions.items():
-            if sess.in_tree:
+            if sess.in_tree and not sess.leaving:
                 return tag
         return _NO_TAG
 
@@ -407,6 +446,7 @@ class Node:
         raw = wire.StationMsg(sess.record_raw).encode()
         for caddr in sess.children:
             self._send(raw, caddr)
+        self._directory_put(rec, sess.record_raw, self._now)
         self._events.append(StationUpdated(rec, old is None or old.title != rec.title))
         pend, sess.pending_seals = sess.pending_seals, []
         for seal in pend:
@@ -415,49 +455,94 @@ class Node:
     # ------------------------------------------------------------------ discovery
 
     def _gossip(self, now: float) -> None:
-        expiry = now - self.config.host_expiry
-        for a in [a for a, h in self.hosts.items() if h.last_heard < expiry]:
-            del self.hosts[a]
-        pool = list(self.hosts) or self.seeds
-        if not pool:
-            return
-        addr = self.rng.choice(pool)
+        """About twice a second: ask a random host for more hosts (and now and then stations)."""
+        cfg = self.config
+        addr = None
+        for _ in range(4):
+            addr = self.hosts.random()
+            if addr is None:
+                break
+            h = self.hosts.get(addr)
+            assert h is not None
+            silent = h.asked is not None and now - h.asked > 10.0
+            if silent or now - h.last_heard > cfg.host_expiry:
+                self.hosts.remove(addr)  # stopped answering
+                addr = None
+                continue
+            break
+        if addr is None:
+            if not self.seeds:
+                return
+            addr = self.rng.choice(self.seeds)
+        else:
+            h = self.hosts.get(addr)
+            if h is not None and h.asked is None:
+                h.asked = now
         self._req_id += 1
-        self._send(wire.HelloReq(self._req_id, self.node_id, self._my_tag()).encode(), addr)
+        self._hello_count += 1
+        flags = wire.HELLO_WANT_STATIONS if self._hello_count % 2 == 0 else 0
+        req = wire.HelloReq(self._req_id, self.node_id, self._my_tag(), flags, self._capacity())
+        self._send(req.encode(), addr)
+        # the directory: drop stations offline for too long
+        for sid in [
+            s for s, e in self.directory.items() if now - e.last_alive > cfg.station_expiry
+        ]:
+            entry = self.directory.pop(sid)
+            self.tag_station.pop(entry.record.station_id[:4], None)
 
     def _on_hello_req(self, msg: wire.HelloReq, addr: Addr, now: float) -> None:
-        self._learn(addr, msg.node_id, msg.tag, now)
-        others = [a for a in self.hosts if a != addr]
-        picks = self.rng.sample(others, min(len(others), 10))
-        hosts = [wire.HostEntry(self.hosts[a].node_id, self.hosts[a].tag, a) for a in picks]
-        self._send(wire.Hello(msg.req_id, self.node_id, self._my_tag(), addr, hosts).encode(), addr)
+        self._learn(addr, msg.node_id, msg.tag, now, msg.slots)
+        hosts: list[wire.HostEntry] = []
+        seen = {addr}
+        for _ in range(14):
+            a = self.hosts.random()
+            if a is None or len(hosts) >= 10:
+                break
+            if a in seen:
+                continue
+            seen.add(a)
+            h = self.hosts.get(a)
+            assert h is not None
+            hosts.append(wire.HostEntry(h.node_id, h.tag, a, h.slots))
+        hello = wire.Hello(msg.req_id, self.node_id, self._my_tag(), addr, hosts)
+        self._send(hello.encode(), addr)
+        if msg.flags & wire.HELLO_WANT_STATIONS and self.directory:
+            entry = self.rng.choice(list(self.directory.values()))
+            self._send(wire.StationMsg(entry.raw).encode(), addr)
 
     def _on_hello(self, msg: wire.Hello, addr: Addr, now: float) -> None:
         self._learn(addr, msg.node_id, msg.tag, now)
         self.observed = msg.observed
+        hearsay = now - self.config.host_expiry / 2  # second-hand: expires sooner
         for h in msg.hosts:
             if h.node_id != self.node_id and h.addr not in self.hosts:
-                self._learn(h.addr, h.node_id, h.tag, now - self.config.host_expiry / 2)
+                self.hosts.add(h.addr, HostRec(h.node_id, h.tag, hearsay, h.slots))
 
     # ------------------------------------------------------------------ joining (child side)
 
     def _join_round(self, sess: Session, now: float) -> None:
-        """Ask hosts likely to be in the station's tree for offers."""
+        """Ask hosts likely to be in the station's tree for offers (the first few: attach me)."""
         cfg = self.config
         sess.next_round = now + cfg.join_retry
         self._forget_old_asks(sess, now)
-        targets: list[Addr] = []
+        tuned = self.hosts.tuned(sess.tag)
+        self.rng.shuffle(tuned)
+        likely: list[Addr] = []
         if sess.backup:
-            targets.append(sess.backup)
-        targets += sess.hosts
-        targets += [a for a, h in self.hosts.items() if h.tag == sess.tag]
-        targets += self.seeds
-        targets += [a for a in self.hosts if a not in targets][:4]
+            likely.append(sess.backup)
+        likely += sess.hosts
+        likely += tuned
+        others = [*self.seeds]
+        for _ in range(4):
+            a = self.hosts.random()
+            if a is not None:
+                others.append(a)
         sent = 0
-        for a in dict.fromkeys(targets):
-            if a == sess.parent or self._is_dead(sess, a, now):
+        for a in dict.fromkeys(likely + others):
+            if a == sess.parent or self._is_dead(sess, a, now) or a in sess.asked:
                 continue
-            self._ask(sess, a, now)
+            attach = sess.parent is None and sent < cfg.attach_fanout and a in likely
+            self._ask(sess, a, now, attach=attach)
             sent += 1
             if sent >= 8:
                 break
@@ -468,10 +553,21 @@ class Node:
             for a in [a for a, t in d.items() if now - t > 10.0]:
                 del d[a]
 
-    def _ask(self, sess: Session, addr: Addr, now: float) -> None:
+    def _ask(self, sess: Session, addr: Addr, now: float, *, attach: bool = False) -> None:
         self._req_id += 1
         sess.asked[addr] = now
-        self._send(wire.JoinReq(sess.station_id, self._req_id, self.node_id).encode(), addr)
+        flags = 0
+        if attach:
+            flags = wire.JOIN_ATTACH
+            sess.intents[addr] = now
+        from_seq = sess.contig if sess.started else wire.FRESH
+        req = wire.JoinReq(
+            sess.station_id, self._req_id, self.node_id, flags, self._slots(sess), from_seq
+        )
+        self._send(req.encode(), addr)
+        h = self.hosts.get(addr)
+        if h is not None and h.asked is None:
+            h.asked = now
 
     def _is_dead(self, sess: Session, addr: Addr, now: float) -> bool:
         until = sess.dead.get(addr)
@@ -486,14 +582,14 @@ class Node:
         sess = self.sessions.get(msg.station_id[:4])
         if sess is None or sess.station_id != msg.station_id or sess.is_source:
             return
-        tag = sess.tag if msg.flags & wire.OFFER_IN_TREE else None
-        self._learn(addr, msg.node_id, tag, now)
+        in_tree = bool(msg.flags & wire.OFFER_IN_TREE)
+        self._learn(addr, msg.node_id, sess.tag if in_tree else None, now, msg.slots)
         asked = sess.asked.pop(addr, None)
         sess.answered[addr] = now
         rtt = now - asked if asked is not None else 1.0
-        if msg.flags & wire.OFFER_IN_TREE and self.node_id not in msg.path:
+        if in_tree and self.node_id not in msg.path:
             sess.candidates[addr] = Candidate(
-                addr, msg.node_id, msg.free, msg.depth, msg.path, now, rtt
+                addr, msg.node_id, msg.free, msg.depth, msg.path, now, rtt, msg.weakest
             )
             if sess.seeking and msg.free > 0 and sess.window_end is None:
                 sess.window_end = now + self.config.offer_window
@@ -506,7 +602,7 @@ class Node:
                     and ref != sess.parent
                     and not self._is_dead(sess, ref, now)
                 ):
-                    self._ask(sess, ref, now)
+                    self._ask(sess, ref, now, attach=sess.parent is None)
             # everyone asked recently has answered: no need to wait for the window
             waiting = any(now - t < 0.5 for t in sess.asked.values())
             if sess.window_end is not None and sess.attaching is None and not waiting:
@@ -525,32 +621,38 @@ class Node:
                 best = c
         if best is None:
             return False
-        sess.attaching = best.addr
-        sess.attach_sent = now
-        from_seq = sess.contig if sess.started else wire.FRESH
-        self._send(wire.Attach(sess.station_id, self.node_id, from_seq).encode(), best.addr)
+        self._send_attach(sess, best.addr, now)
         return True
 
     def _on_attach_ok(self, msg: wire.AttachOk, addr: Addr, now: float) -> None:
         sess = self.sessions.get(msg.station_id[:4])
         if sess is None or sess.station_id != msg.station_id or sess.is_source:
             return
-        if addr != sess.attaching and addr != sess.parent:
-            # an answer we no longer want: tell it so it frees the slot
+        wanted = addr == sess.attaching or (
+            addr in sess.intents and (sess.parent is None or sess.parent_leaving)
+        )
+        if addr == sess.parent:
+            return  # a repeated answer
+        if not wanted or self.node_id in msg.path:
+            # an answer we no longer want (or a loop): tell it so it frees the slot
             self._send(wire.Detach(sess.tag, self.node_id).encode(), addr)
-            return
-        if self.node_id in msg.path:
-            self._send(wire.Detach(sess.tag, self.node_id).encode(), addr)
-            sess.dead[addr] = now + 10.0
-            sess.attaching = None
+            if self.node_id in msg.path:
+                sess.dead[addr] = now + 10.0
+            if addr == sess.attaching:
+                sess.attaching = None
             return
         rehome = sess.started
         old = sess.parent
-        if old is not None and old != addr:
+        if old is not None:
             self._send(wire.Detach(sess.tag, self.node_id).encode(), old)
-        sess.rtt = max(0.001, now - sess.attach_sent) if addr == sess.attaching else sess.rtt
+        if addr == sess.attaching:
+            sess.rtt = max(0.001, now - sess.attach_sent)
+        elif addr in sess.intents:
+            sess.rtt = max(0.001, now - sess.intents[addr])
         sess.attaching = None
+        sess.intents.clear()
         sess.seeking = False
+        sess.window_end = None
         sess.parent = addr
         sess.parent_id = msg.node_id
         sess.parent_last = now
@@ -559,18 +661,24 @@ class Node:
         sess.path = [*msg.path, self.node_id][-wire.MAX_PATH :]
         sess.candidates.pop(addr, None)
         sess.next_cstat = now
-        sess.next_refresh = now + self.config.refresh_interval
+        sess.next_refresh = now + self.config.refresh_interval * (0.5 + self.rng.random())
+        sess.next_reshuffle = now + self.config.refresh_interval * (1 + self.rng.random())
         if not sess.started:
             sess.started = True
             sess.low = sess.contig = sess.play_next = msg.start_seq
             sess.head = msg.start_seq - 1
         if msg.head_seq != wire.FRESH and msg.head_seq >= sess.known_head:
             sess.known_head = msg.head_seq
+        # the parent pushes start..head at once: do not ask for those before they can arrive
+        if msg.head_seq != wire.FRESH:
+            top = min(msg.head_seq, msg.start_seq + self.config.repair_batch - 1)
+            for seq in range(max(msg.start_seq, sess.contig), top + 1):
+                if seq not in sess.history:
+                    sess.requested[seq] = now
         if rehome:
             self.stats.rehomes += 1
         self._learn(addr, msg.node_id, sess.tag, now)
         self._events.append(Tuned(sess.station_id, addr, msg.node_id, sess.depth, rehome))
-        self._request_repairs(sess, now)
 
     def _on_attach_no(self, msg: wire.AttachNo, addr: Addr, now: float) -> None:
         sess = self.sessions.get(msg.station_id[:4])
@@ -580,6 +688,8 @@ class Node:
         sess.candidates.pop(addr, None)
         if msg.reason in (wire.NO_LOOP, wire.NO_LEAVING, wire.NO_NOT_IN_TREE):
             sess.dead[addr] = now + 10.0
+        if not sess.seeking:
+            return  # a reshuffle attempt that did not work out: stay where we are
         for ref in msg.referrals:
             if ref != sess.parent and not self._is_dead(sess, ref, now):
                 self._ask(sess, ref, now)
@@ -590,82 +700,66 @@ class Node:
 
     def _referrals(self, sess: Session, exclude: Addr | None = None) -> list[Addr]:
         kids = sorted(sess.children.items(), key=lambda kv: -kv[1].free)
-        refs = [a for a, c in kids if a != exclude]
+        refs = [a for a, c in kids if a != exclude and not c.leaving]
         if len(refs) < wire.MAX_REFERRALS:
-            refs += [
-                a
-                for a, h in self.hosts.items()
-                if h.tag == sess.tag and a not in refs and a != exclude
-            ]
+            tuned = self.hosts.tuned(sess.tag)
+            if len(tuned) > wire.MAX_REFERRALS:
+                tuned = self.rng.sample(tuned, wire.MAX_REFERRALS)
+            refs += [a for a in tuned if a not in refs and a != exclude]
         return refs[: wire.MAX_REFERRALS]
 
     def _on_join_req(self, msg: wire.JoinReq, addr: Addr, now: float) -> None:
-        self._learn(addr, msg.node_id, None, now)
+        self._learn(addr, msg.node_id, None, now, msg.slots)
         sess = self.sessions.get(msg.station_id[:4])
-        if (
-            sess is not None
-            and sess.station_id == msg.station_id
-            and sess.in_tree
-            and not sess.leaving
-        ):
-            flags = wire.OFFER_IN_TREE | (wire.OFFER_SOURCE if sess.is_source else 0)
+        ok = sess is not None and sess.station_id == msg.station_id and sess.in_tree
+        if ok and sess is not None and not sess.leaving:
+            if msg.flags & wire.JOIN_ATTACH and self._admit(sess, addr, msg.node_id, msg.slots, 0):
+                self._accept_child(sess, addr, msg.node_id, msg.slots, msg.from_seq, now)
+                return
+            slots = self._slots(sess)
+            free = sess.free_slots(slots)
+            weak = self._weakest(sess)
+            weakest = weak[1].slots if weak is not None and free == 0 else 255
             offer = wire.Offer(
                 msg.station_id,
                 msg.req_id,
                 self.node_id,
-                flags,
-                sess.free_slots(self.config.slots),
-                self.config.slots,
+                wire.OFFER_IN_TREE | (wire.OFFER_SOURCE if sess.is_source else 0),
+                free,
+                slots,
                 sess.depth,
                 max(sess.head, 0),
                 sess.path,
                 self._referrals(sess, addr),
+                weakest,
             )
         else:
-            tag = msg.station_id[:4]
-            refs = [a for a, h in self.hosts.items() if h.tag == tag and a != addr][
-                : wire.MAX_REFERRALS
-            ]
+            refs = self.hosts.tuned(msg.station_id[:4])
+            refs = [a for a in refs if a != addr]
+            if len(refs) > wire.MAX_REFERRALS:
+                refs = self.rng.sample(refs, wire.MAX_REFERRALS)
             offer = wire.Offer(msg.station_id, msg.req_id, self.node_id, 0, 0, 0, 255, 0, [], refs)
         self._send(offer.encode(), addr)
 
     def _on_attach(self, msg: wire.Attach, addr: Addr, now: float) -> None:
         sess = self.sessions.get(msg.station_id[:4])
         if sess is None or sess.station_id != msg.station_id or not sess.in_tree:
-            tag = msg.station_id[:4]
-            refs = [a for a, h in self.hosts.items() if h.tag == tag and a != addr][
-                : wire.MAX_REFERRALS
-            ]
+            refs = [a for a in self.hosts.tuned(msg.station_id[:4]) if a != addr]
+            refs = refs[: wire.MAX_REFERRALS]
             self._send(wire.AttachNo(msg.station_id, wire.NO_NOT_IN_TREE, refs).encode(), addr)
             return
         if sess.leaving:
-            self._send(
-                wire.AttachNo(
-                    msg.station_id, wire.NO_LEAVING, self._referrals(sess, addr)
-                ).encode(),
-                addr,
-            )
+            refs = self._referrals(sess, addr)
+            self._send(wire.AttachNo(msg.station_id, wire.NO_LEAVING, refs).encode(), addr)
             return
         if msg.node_id in sess.path or addr == sess.parent:
             self._send(wire.AttachNo(msg.station_id, wire.NO_LOOP, []).encode(), addr)
             return
-        child = sess.children.get(addr)
-        if child is None:
-            if sess.active_children() >= self.config.slots:
-                refs = self._referrals(sess, addr)
-                self._send(wire.AttachNo(msg.station_id, wire.NO_FULL, refs).encode(), addr)
-                return
-            child = Child(msg.node_id, now)
-            sess.children[addr] = child
-            self._events.append(ChildJoined(sess.station_id, addr, msg.node_id))
-        child.last_heard = now
-        self._learn(addr, msg.node_id, sess.tag, now)
-        start = self._start_seq(sess, msg.from_seq)
-        head = sess.head if sess.head >= 0 else wire.FRESH
-        ok = wire.AttachOk(sess.station_id, self.node_id, sess.depth, head, start, sess.path)
-        self._send(ok.encode(), addr)
-        if sess.record_raw:
-            self._send(wire.StationMsg(sess.record_raw).encode(), addr)
+        if not self._admit(sess, addr, msg.node_id, msg.slots, msg.flags):
+            refs = self._referrals(sess, addr)
+            self._send(wire.AttachNo(msg.station_id, wire.NO_FULL, refs).encode(), addr)
+            return
+        self._accept_child(sess, addr, msg.node_id, msg.slots, msg.from_seq, now)
 
     def _start_seq(self, sess: Session, from_seq: int) -> int:
         hist = sess.history
@@ -709,6 +803,7 @@ class Node:
         child.last_heard = now
         child.free = msg.free
         child.slots = msg.slots
+        child.loss = msg.loss
 
     def _on_detach(self, msg: wire.Detach, addr: Addr, now: float) -> None:
         sess = self.sessions.get(msg.tag)
@@ -728,23 +823,7 @@ class Node:
             self.stats.unexpected += 1
             return
         child.last_heard = now
-        budget = self.config.repair_batch
-        hist = sess.history
-        sent_seals: set[int] = set()
-        for first, count in msg.ranges:
-            for seq in range(first, first + min(count, budget)):
-                d = hist.get(seq)
-                if d is None:
-                    continue
-                fs = sess.seal_of.get(seq)
-                if fs is not None and fs not in sent_seals:
-                    sent_seals.add(fs)
-                    self._send(sess.seals[fs], addr)
-                self._send(d, addr)
-                self.stats.repairs_served += 1
-                budget -= 1
-            if budget <= 0:
-                break
+        self._serve(sess, addr, msg.ranges)
 
     # ------------------------------------------------------------------ child side: status, leave
 
@@ -770,6 +849,7 @@ class Node:
         if child is not None:
             # a child leaving politely: one of its children will take its slot
             child.leaving = True
+            child.since = now
             return
         if addr != sess.parent:
             return
@@ -830,22 +910,33 @@ class Node:
     # ------------------------------------------------------------------ station records
 
     def _on_station(self, msg: wire.StationMsg, addr: Addr, now: float) -> None:
+        raw = msg.record
         try:
-            rec = StationRecord.decode(msg.record)
+            rec = StationRecord.decode(raw)
         except wire.WireError:
             self.stats.bad_records += 1
             return
-        sess = self.sessions.get(rec.station_id[:4])
-        if sess is None or sess.station_id != rec.station_id or sess.is_source:
+        sid = rec.station_id
+        sess = self.sessions.get(sid[:4])
+        if sess is not None and sess.station_id == sid:
+            if sess.is_source or (sess.record is not None and rec.version <= sess.record.version):
+                return
+            verifier = sess.verifier or Verifier(rec.public_key)
+            if not rec.verify(verifier):
+                self.stats.bad_records += 1
+                return
+            sess.verifier = verifier
+            self._set_record(sess, rec)
             return
-        if sess.record is not None and rec.version <= sess.record.version:
+        # a station we do not receive: the directory (verify only what is new)
+        entry = self.directory.get(sid)
+        if entry is not None and (entry.raw == raw or rec.version <= entry.record.version):
             return
-        verifier = sess.verifier or Verifier(rec.public_key)
-        if not rec.verify(verifier):
+        if not rec.verify():
             self.stats.bad_records += 1
             return
-        sess.verifier = verifier
-        self._set_record(sess, rec)
+        self._directory_put(rec, raw, now)
+        self._events.append(StationUpdated(rec, entry is None or entry.record.title != rec.title))
 
     def _on_station_req(self, msg: wire.StationReq, addr: Addr, now: float) -> None:
         sess = self.sessions.get(msg.station_id[:4])
@@ -1013,7 +1104,177 @@ class Node:
             seq += 1
         if ranges:
             self.stats.repairs_requested += n
+            sess.nacked += n
             self._send(wire.Nack(sess.tag, ranges[: wire.MAX_NACK_RANGES]).encode(), sess.parent)
+
+    def _slots(self, sess: Session) -> int:
+        """Children this node can feed for a station: from upload capacity when known."""
+        cfg = self.config
+        base = cfg.slots
+        rec = sess.record
+        if cfg.upload_kbps > 0 and rec is not None and rec.meta.bitrate > 0:
+            base = int(cfg.upload_kbps * cfg.slot_headroom / rec.meta.bitrate)
+        return max(0, min(base, cfg.max_slots) - sess.slot_penalty)
+
+    def _capacity(self) -> int:
+        for sess in self.sessions.values():
+            if sess.in_tree:
+                return self._slots(sess)
+        return self.config.slots
+
+    def stations(self, now: float) -> list[dict[str, object]]:
+        """The station directory, ranked by listeners; offline stations after, by last seen."""
+        out = []
+        for sid, e in self.directory.items():
+            tag = sid[:4]
+            listeners = self.hosts.tuned_count(tag)
+            sess = self.sessions.get(tag)
+            if sess is not None and sess.in_tree:
+                listeners += 1
+            online = listeners > 0 and e.record.on_air
+            out.append(
+                {
+                    "station_id": sid,
+                    "record": e.record,
+                    "listeners": listeners if online else 0,
+                    "online": online,
+                    "last_seen": e.last_alive,
+                }
+            )
+        out.sort(key=lambda d: (not d["online"], -d["listeners"], -d["last_seen"]))  # type: ignore[operator]
+        return out
+
+    def _send_attach(self, sess: Session, addr: Addr, now: float, flags: int = 0) -> None:
+        sess.attaching = addr
+        sess.attach_sent = now
+        from_seq = sess.contig if sess.started else wire.FRESH
+        msg = wire.Attach(sess.station_id, self.node_id, from_seq, self._slots(sess), flags)
+        self._send(msg.encode(), addr)
+
+    def _weakest(self, sess: Session) -> tuple[Addr, Child] | None:
+        """The active child with fewest slots (the one a stronger node may displace)."""
+        best: tuple[Addr, Child] | None = None
+        for a, c in sess.children.items():
+            if not c.leaving and (best is None or c.slots < best[1].slots):
+                best = (a, c)
+        return best
+
+    def _admit(self, sess: Session, addr: Addr, node_id: bytes, slots: int, flags: int) -> bool:
+        """Room for this joiner? A stronger joiner (ATTACH_PREEMPT) displaces the weakest child."""
+        if addr in sess.children:
+            return True
+        if node_id in sess.path or addr == sess.parent:
+            return False
+        if sess.active_children() < self._slots(sess):
+            return True
+        if flags & wire.ATTACH_PREEMPT:
+            weak = self._weakest(sess)
+            if weak is not None and weak[1].slots < slots:
+                waddr, wchild = weak
+                # the weakest child moves under the newcomer (which has room); it keeps being
+                # fed here until it has re-homed, so it hears no gap
+                wchild.leaving = True
+                wchild.since = self._now
+                grace = int(self.config.leave_grace * 1000)
+                self._send(wire.Leave(sess.tag, grace, [addr]).encode(), waddr)
+                return True
+        return False
+
+    def _accept_child(
+        self, sess: Session, addr: Addr, node_id: bytes, slots: int, from_seq: int, now: float
+    ) -> None:
+        child = sess.children.get(addr)
+        if child is None:
+            child = Child(node_id, now, slots=slots)
+            sess.children[addr] = child
+            self._events.append(ChildJoined(sess.station_id, addr, node_id))
+        child.last_heard = now
+        child.slots = slots
+        self._learn(addr, node_id, sess.tag, now, slots)
+        start = self._start_seq(sess, from_seq)
+        head = sess.head if sess.head >= 0 else wire.FRESH
+        ok = wire.AttachOk(sess.station_id, self.node_id, sess.depth, head, start, sess.path)
+        self._send(ok.encode(), addr)
+        if sess.record_raw:
+            self._send(wire.StationMsg(sess.record_raw).encode(), addr)
+        if sess.head >= start:  # the cushion (or the gap of a re-homing child) at once
+            self._serve(sess, addr, [(start, sess.head - start + 1)])
+
+    def _serve(self, sess: Session, addr: Addr, ranges: list[tuple[int, int]]) -> None:
+        """Send held chunks in ``ranges`` (and the seals covering them), at most a batch."""
+        budget = self.config.repair_batch
+        hist = sess.history
+        sent_seals: set[int] = set()
+        for first, count in ranges:
+            for seq in range(first, first + min(count, budget)):
+                d = hist.get(seq)
+                if d is None:
+                    continue
+                fs = sess.seal_of.get(seq)
+                if fs is not None and fs not in sent_seals:
+                    sent_seals.add(fs)
+                    self._send(sess.seals[fs], addr)
+                self._send(d, addr)
+                self.stats.repairs_served += 1
+                budget -= 1
+            if budget <= 0:
+                break
+
+    def _directory_put(self, rec: StationRecord, raw: bytes, now: float) -> None:
+        sid = rec.station_id
+        entry = self.directory.get(sid)
+        alive = now if self.hosts.tuned_count(sid[:4]) else (entry.last_alive if entry else now)
+        self.directory[sid] = DirEntry(rec, raw, alive)
+        self.tag_station[sid[:4]] = sid
+
+    def _reshuffle(self, sess: Session, now: float) -> None:
+        """Move toward the broadcaster when a shallower node has room, or a child weaker than us.
+
+        Over time high-capacity (and, among equals, longer-lived) nodes form the backbone and
+        zero-slot nodes sit at the edges. The move is a re-attach: the new parent serves from
+        our first missing chunk, the old one is detached only once the new one accepted.
+        """
+        mine = self._slots(sess)
+        best: Candidate | None = None
+        for c in sess.candidates.values():
+            if c.addr == sess.parent or now - c.heard > 15.0 or self.node_id in c.path:
+                continue
+            if c.depth + 1 >= sess.depth or self._is_dead(sess, c.addr, now):
+                continue
+            if c.free <= 0 and not (mine > 0 and c.weakest < mine):
+                continue
+            if best is None or c.depth < best.depth:
+                best = c
+        if best is not None:
+            sess.candidates.pop(best.addr, None)
+            flags = wire.ATTACH_PREEMPT if best.free <= 0 else 0
+            self._send_attach(sess, best.addr, now, flags)
+
+    def _check_loss(self, sess: Session, now: float) -> None:
+        """Children that keep reporting loss: this node sends more than its link carries."""
+        kids = [c for c in sess.children.values() if not c.leaving]
+        lossy = sum(1 for c in kids if c.loss >= 3)
+        if len(kids) >= 2 and lossy * 2 > len(kids):
+            sess.loss_streak += 1
+        else:
+            sess.loss_streak = 0
+            if sess.slot_penalty and now - sess.last_penalty > 60.0:
+                sess.slot_penalty -= 1  # things are fine again: try one more slot
+                sess.last_penalty = now
+        if sess.loss_streak >= self.config.loss_periods and self._slots(sess) > 0:
+            sess.loss_streak = 0
+            sess.slot_penalty += 1
+            sess.last_penalty = now
+            weak = self._weakest(sess)
+            if weak is not None and sess.active_children() > self._slots(sess):
+                waddr, wchild = weak
+                wchild.leaving = True
+                wchild.since = self._now
+                refs = [a for a in self._referrals(sess, waddr)]
+                if sess.parent is not None:
+                    refs = [sess.parent, *refs]
+                grace = int(self.config.leave_grace * 1000)
+                self._send(wire.Leave(sess.tag, grace, refs[: wire.MAX_REFERRALS]).encode(), waddr)
 
     # ------------------------------------------------------------------ periodic work
 
@@ -1040,7 +1301,15 @@ class Node:
             for caddr in [a for a, c in sess.children.items() if c.last_heard < timeout]:
                 c = sess.children.pop(caddr)
                 self._events.append(ChildLeft(sess.station_id, caddr, c.node_id, "timeout"))
-            if now >= sess.next_pstat or now - sess.last_data_out > cfg.parent_timeout / 2:
+            status_due = now >= sess.next_pstat
+            if status_due:
+                self._check_loss(sess, now)
+                # a redirected child that never re-homed: stop feeding it (it will rejoin)
+                stale = now - cfg.leave_grace * 2
+                for caddr in [a for a, c in sess.children.items() if c.leaving and c.since < stale]:
+                    c = sess.children.pop(caddr)
+                    self._events.append(ChildLeft(sess.station_id, caddr, c.node_id, "redirect"))
+            if status_due or now - sess.last_data_out > cfg.parent_timeout / 2:
                 sess.next_pstat = now + cfg.status_interval
                 sess.last_data_out = now
                 head = sess.head if sess.head >= 0 else wire.FRESH
@@ -1056,12 +1325,12 @@ class Node:
         # parent liveness
         if sess.parent is not None and now - sess.parent_last > cfg.parent_timeout:
             self._lose_parent(sess, now, "timeout")
+        if sess.attaching is not None and now - sess.attach_sent > cfg.attach_timeout:
+            sess.dead[sess.attaching] = now + 5.0
+            sess.candidates.pop(sess.attaching, None)
+            sess.attaching = None
         # seeking a parent
         if sess.seeking:
-            if sess.attaching is not None and now - sess.attach_sent > cfg.attach_timeout:
-                sess.dead[sess.attaching] = now + 5.0
-                sess.candidates.pop(sess.attaching, None)
-                sess.attaching = None
             if sess.attaching is None:
                 if sess.window_end is not None and now >= sess.window_end:
                     self._attach_best(sess, now)
@@ -1072,18 +1341,33 @@ class Node:
                 ):
                     self._join_round(sess, now)
         elif sess.parent is not None and now >= sess.next_refresh:
-            # keep backup candidates fresh
+            # keep backup candidates fresh; the grandparent tells us if we could move up
             sess.next_refresh = now + cfg.refresh_interval * (0.5 + self.rng.random())
             self._forget_old_asks(sess, now)
-            pool = [a for a, h in self.hosts.items() if h.tag == sess.tag and a != sess.parent]
-            for a in self.rng.sample(pool, min(3, len(pool))):
+            pool = [a for a in self.hosts.tuned(sess.tag) if a != sess.parent]
+            asks = self.rng.sample(pool, min(3, len(pool)))
+            if sess.backup is not None and sess.backup not in asks:
+                asks.append(sess.backup)
+            for a in asks:
                 self._ask(sess, a, now)
+        elif (
+            cfg.reshuffle
+            and sess.parent is not None
+            and sess.attaching is None
+            and not sess.parent_leaving
+            and now >= sess.next_reshuffle
+        ):
+            sess.next_reshuffle = now + cfg.refresh_interval * (0.5 + self.rng.random())
+            self._reshuffle(sess, now)
         if sess.parent is not None:
             self._request_repairs(sess, now)
             if now >= sess.next_cstat:
                 sess.next_cstat = now + cfg.status_interval
-                free = sess.free_slots(cfg.slots)
-                msg = wire.CStat(sess.tag, self.node_id, free, cfg.slots, sess.contig)
+                slots = self._slots(sess)
+                msg = wire.CStat(
+                    sess.tag, self.node_id, sess.free_slots(slots), slots, sess.contig, sess.nacked
+                )
+                sess.nacked = 0
                 self._send(msg.encode(), sess.parent)
         # playout: give up on chunks that did not come in time
         if sess.waiting_since is not None and now - sess.waiting_since > cfg.cushion_seconds:

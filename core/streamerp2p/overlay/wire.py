@@ -179,14 +179,18 @@ class HostEntry:
     node_id: bytes
     tag: bytes  # station tag the host is tuned to, or 4 zero bytes
     addr: Addr
+    slots: int = 0  # relay capacity it announced
 
 
 @dataclass(slots=True)
 class HelloReq:
+    """Gossip request; also tells the receiver about the sender (tag tuned to, capacity)."""
+
     req_id: int
     node_id: bytes
     tag: bytes
-    flags: int = 0
+    flags: int = 0  # HELLO_WANT_STATIONS
+    slots: int = 0
 
     TYPE = HELLO_REQ
 
@@ -196,7 +200,7 @@ class HelloReq:
             + _U32.pack(self.req_id)
             + self.node_id
             + self.tag
-            + bytes([self.flags])
+            + bytes([self.flags, min(self.slots, 255)])
         )
 
 
@@ -215,20 +219,36 @@ class Hello:
         out = [header(HELLO), _U32.pack(self.req_id), self.node_id, self.tag, _addr(self.observed)]
         out.append(_U8.pack(len(hosts)))
         for h in hosts:
-            out += [h.node_id, h.tag, _addr(h.addr)]
+            out += [h.node_id, h.tag, _addr(h.addr), bytes([min(h.slots, 255)])]
         return b"".join(out)
 
 
 @dataclass(slots=True)
 class JoinReq:
+    """Ask for an offer; with JOIN_ATTACH, a node with a free slot accepts at once (ATTACH_OK)."""
+
     station_id: bytes
     req_id: int
     node_id: bytes
+    flags: int = 0
+    slots: int = 0  # the joiner's own relay capacity
+    from_seq: int = FRESH
 
     TYPE = JOIN_REQ
 
     def encode(self) -> bytes:
-        return header(JOIN_REQ) + self.station_id + _U32.pack(self.req_id) + self.node_id
+        return (
+            header(JOIN_REQ)
+            + self.station_id
+            + _U32.pack(self.req_id)
+            + self.node_id
+            + bytes([self.flags, min(self.slots, 255)])
+            + _U32.pack(self.from_seq)
+        )
+
+
+JOIN_ATTACH = 0x01
+HELLO_WANT_STATIONS = 0x01  # answer with a station record as well
 
 
 OFFER_IN_TREE = 0x01
@@ -247,6 +267,7 @@ class Offer:
     head_seq: int
     path: list[bytes]
     referrals: list[Addr]
+    weakest: int = 255  # fewest slots among its children (a stronger joiner may take that place)
 
     TYPE = OFFER
 
@@ -263,8 +284,12 @@ class Offer:
                 _U32.pack(self.head_seq),
                 _ids(self.path, MAX_PATH),
                 _addrs(self.referrals, MAX_REFERRALS),
+                bytes([min(self.weakest, 255)]),
             ]
         )
+
+
+ATTACH_PREEMPT = 0x01  # the joiner has more slots than the parent's weakest child: swap them
 
 
 @dataclass(slots=True)
@@ -272,11 +297,19 @@ class Attach:
     station_id: bytes
     node_id: bytes
     from_seq: int  # FRESH for a new listener
+    slots: int = 0  # the joiner's relay capacity
+    flags: int = 0
 
     TYPE = ATTACH
 
     def encode(self) -> bytes:
-        return header(ATTACH) + self.station_id + self.node_id + _U32.pack(self.from_seq)
+        return (
+            header(ATTACH)
+            + self.station_id
+            + self.node_id
+            + _U32.pack(self.from_seq)
+            + bytes([min(self.slots, 255), self.flags])
+        )
 
 
 @dataclass(slots=True)
@@ -405,6 +438,7 @@ class CStat:
     free: int
     slots: int
     next_seq: int
+    loss: int = 0  # chunks this child had to ask for again since its last status
 
     TYPE = CSTAT
 
@@ -415,6 +449,7 @@ class CStat:
             + self.node_id
             + bytes([min(self.free, 255), min(self.slots, 255)])
             + _U32.pack(self.next_seq)
+            + bytes([min(self.loss, 255)])
         )
 
 
@@ -504,16 +539,16 @@ def decode(data: bytes) -> Message:
     r = _Reader(data, 4)
     msg: Message
     if mtype == HELLO_REQ:
-        msg = HelloReq(r.u32(), r.take(ID_LEN), r.take(TAG_LEN), r.u8())
+        msg = HelloReq(r.u32(), r.take(ID_LEN), r.take(TAG_LEN), r.u8(), r.u8())
     elif mtype == HELLO:
         req_id, nid, tag, observed = r.u32(), r.take(ID_LEN), r.take(TAG_LEN), r.addr()
         n = r.u8()
         if n > MAX_HOSTS:
             raise WireError("too many hosts")
-        hosts = [HostEntry(r.take(ID_LEN), r.take(TAG_LEN), r.addr()) for _ in range(n)]
+        hosts = [HostEntry(r.take(ID_LEN), r.take(TAG_LEN), r.addr(), r.u8()) for _ in range(n)]
         msg = Hello(req_id, nid, tag, observed, hosts)
     elif mtype == JOIN_REQ:
-        msg = JoinReq(r.take(STATION_ID_LEN), r.u32(), r.take(ID_LEN))
+        msg = JoinReq(r.take(STATION_ID_LEN), r.u32(), r.take(ID_LEN), r.u8(), r.u8(), r.u32())
     elif mtype == OFFER:
         sid, req_id, nid = r.take(STATION_ID_LEN), r.u32(), r.take(ID_LEN)
         flags, free, slots, depth = r.u8(), r.u8(), r.u8(), r.u8()
@@ -528,9 +563,10 @@ def decode(data: bytes) -> Message:
             r.u32(),
             r.ids(MAX_PATH),
             r.addrs(MAX_REFERRALS),
+            r.u8(),
         )
     elif mtype == ATTACH:
-        msg = Attach(r.take(STATION_ID_LEN), r.take(ID_LEN), r.u32())
+        msg = Attach(r.take(STATION_ID_LEN), r.take(ID_LEN), r.u32(), r.u8(), r.u8())
     elif mtype == ATTACH_OK:
         msg = AttachOk(
             r.take(STATION_ID_LEN), r.take(ID_LEN), r.u8(), r.u32(), r.u32(), r.ids(MAX_PATH)
@@ -555,7 +591,7 @@ def decode(data: bytes) -> Message:
         backups = r.addrs(1)
         msg = PStat(tag, depth, head, path, backups[0] if backups else None)
     elif mtype == CSTAT:
-        msg = CStat(r.take(TAG_LEN), r.take(ID_LEN), r.u8(), r.u8(), r.u32())
+        msg = CStat(r.take(TAG_LEN), r.take(ID_LEN), r.u8(), r.u8(), r.u32(), r.u8())
     elif mtype == LEAVE:
         msg = Leave(r.take(TAG_LEN), r.u16(), r.addrs(MAX_REFERRALS))
     elif mtype == DETACH:
