@@ -255,12 +255,12 @@ def test_frames_larger_than_a_datagram_are_split_and_reassembled() -> None:
     key = StationKey.generate()
     sim.add(Node(NodeConfig(slots=1)), addr(0))
     sim.call(addr(0), lambda nd, t: nd.start_broadcast(key, StationMeta(), t))
-    sim.add(Node(NodeConfig(slots=0)), addr(1))
+    sim.add(Node(NodeConfig(slots=1)), addr(1))
     sim.call(addr(1), lambda nd, t: nd.tune(key.station_id, [addr(0)], t))
     sim.run_for(0.5)
     big = [Frame(bytes([i]) * 3000) for i in range(10)]
     sim.call(addr(0), lambda nd, t: nd.broadcast_frames(key.station_id, big, t))
-    sim.run_for(2)
+    sim.run_for(5)  # a stream that just began: playout waits for the cushion (or its time)
     evs = [e for e in sim.peers[addr(1)].events if isinstance(e, AudioData)]
     assert b"".join(e.payload for e in evs) == b"".join(f.data for f in big)
     assert [e.frame_start for e in evs].count(True) == 10

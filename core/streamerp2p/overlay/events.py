@@ -16,6 +16,7 @@ class AudioData:
     seq: int
     payload: bytes
     frame_start: bool
+    ts: int = 0  # the broadcaster's clock when the chunk was cut (ms, wraps at 2**32)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ _EMPTY_HASH = b"\x00" * wire.HASH_LEN
 class NodeConfig:
     slots: int = 4  # children per station when the upload capacity is unknown
     upload_kbps: float = 0.0  # measured/configured upload; > 0: slots = upload * headroom / bitrate
-    slot_headroom: float = 0.9
+    slot_headroom: float = 0.925  # a slot costs bitrate / headroom (~1.08x: headers, seals)
     max_slots: int = 32
     history_seconds: float = 30.0
     cushion_seconds: float = 4.0
@@ -67,10 +67,15 @@ class NodeConfig:
     join_retry: float = 0.5
     refresh_interval: float = 10.0  # ask a few tree members for offers (backups, reshuffle)
     reshuffle: bool = True  # move up when a shallower node has room or a weaker child
-    attach_fanout: int = 3  # JOIN_REQs with "attach me if you have room" per join round
+    attach_fanout: int = 1  # JOIN_REQs with "attach me if you have room" per join round
     station_expiry: float = 7200.0  # offline stations leave the directory after 2 hours
     loss_periods: int = 3  # status periods of loss reported by children before shedding a slot
     max_pending: int = 512
+    max_backlog: float = 0.5  # seconds of queued upload beyond which repairs wait
+    max_round_asks: int = 12  # JOIN_REQs per join round, referrals included
+    redirect_grace: float = 2.0  # a displaced child is fed this long while it moves
+    reserve_last_slot: bool = True  # the last free slot only for a child that can relay
+    hard_preempt: bool = True  # a joiner may displace a child at once (its cushion covers it)
     repair_batch: int = 64
 
 
@@ -162,6 +167,9 @@ class Session:
     nacked: int = 0  # chunks requested since the last CSTAT
     window_end: float | None = None
     next_round: float = 0.0
+    rounds: int = 0  # join rounds without success (backoff)
+    bitrate_hint: int = 0  # from offers, before the station record arrives
+    round_asks: int = 0  # JOIN_REQs sent in this round (referrals included), capped
     next_refresh: float = 0.0
     rtt: float = 0.1
     # data
@@ -170,15 +178,20 @@ class Session:
     head: int = -1  # newest seq held
     head_ts: int = 0
     known_head: int = -1  # newest seq known to exist
+    settling_head: int = -1  # known_head as of the last settle step
+    settled_head: int = -1  # ... and the step before: safe to ask for what is missing below
+    settled_at: float = 0.0
     contig: int = 0  # first seq >= low not held
     hashes: dict[int, bytes] = field(default_factory=dict)
     seal_of: dict[int, int] = field(default_factory=dict)
     seals: dict[int, bytes] = field(default_factory=dict)
     pending: dict[int, tuple[bytes, float]] = field(default_factory=dict)
     pending_seals: list[bytes] = field(default_factory=list)
-    requested: dict[int, float] = field(default_factory=dict)
+    requested: dict[int, tuple[float, int]] = field(default_factory=dict)  # seq: (retry at, n)
     started: bool = False  # has a start seq
     # playout
+    playing: bool = False  # playout started (with a full cushion)
+    attached_at: float = 0.0
     play_next: int = 0
     waiting_since: float | None = None
     # status timers
@@ -227,6 +240,8 @@ class Node:
         self.stats = Stats()
         self.sessions: dict[bytes, Session] = {}
         self.hosts = HostList(self.config.max_hosts, self.rng)
+        self._tx_rate = self.config.upload_kbps * 125.0  # bytes/s, 0 = unknown
+        self._tx_free_at = 0.0
         self.directory: dict[bytes, DirEntry] = {}  # station id -> record, last seen alive
         self.tag_station: dict[bytes, bytes] = {}  # tag -> station id, for the directory
         self._hello_count = 0
@@ -348,6 +363,7 @@ class Node:
         sess.packer = Packer(wire.MAX_PAYLOAD, self.config.chunk_max_delay)
         sess.ts0 = now
         sess.started = True
+        sess.playing = True
         self.sessions[tag] = sess
         rec = StationRecord(key.public, int(now * 1000), True, meta, "", _EMPTY_HASH)
         self._set_record(sess, rec.signed(key))
@@ -408,6 +424,12 @@ class Node:
         self._out.append((data, addr))
         self.stats.datagrams_out += 1
         self.stats.bytes_out += len(data)
+        if self._tx_rate:
+            self._tx_free_at = max(self._now, self._tx_free_at) + len(data) / self._tx_rate
+
+    def backlog(self) -> float:
+        """Seconds of data queued in our uplink, estimated from the known upload capacity."""
+        return max(0.0, self._tx_free_at - self._now) if self._tx_rate else 0.0
 
     def _learn(
         self, addr: Addr, node_id: bytes, tag: bytes | None, now: float, slots: int | None = None
@@ -480,7 +502,7 @@ class Node:
                 h.asked = now
         self._req_id += 1
         self._hello_count += 1
-        flags = wire.HELLO_WANT_STATIONS if self._hello_count % 2 == 0 else 0
+        flags = wire.HELLO_WANT_STATIONS if self._hello_count % 8 == 1 else 0
         req = wire.HelloReq(self._req_id, self.node_id, self._my_tag(), flags, self._capacity())
         self._send(req.encode(), addr)
         # the directory: drop stations offline for too long
@@ -496,7 +518,7 @@ class Node:
         seen = {addr}
         for _ in range(14):
             a = self.hosts.random()
-            if a is None or len(hosts) >= 10:
+            if a is None or len(hosts) >= 5:
                 break
             if a in seen:
                 continue
@@ -523,7 +545,9 @@ class Node:
     def _join_round(self, sess: Session, now: float) -> None:
         """Ask hosts likely to be in the station's tree for offers (the first few: attach me)."""
         cfg = self.config
-        sess.next_round = now + cfg.join_retry
+        sess.next_round = now + min(4.0, cfg.join_retry * 2 ** min(sess.rounds, 4))
+        sess.rounds += 1
+        sess.round_asks = 0
         self._forget_old_asks(sess, now)
         tuned = self.hosts.tuned(sess.tag)
         self.rng.shuffle(tuned)
@@ -554,11 +578,12 @@ class Node:
                 del d[a]
 
     def _ask(self, sess: Session, addr: Addr, now: float, *, attach: bool = False) -> None:
+        sess.round_asks += 1
         self._req_id += 1
         sess.asked[addr] = now
-        flags = 0
+        flags = wire.ATTACH_LAST if sess.rounds >= 3 else 0
         if attach:
-            flags = wire.JOIN_ATTACH
+            flags |= wire.JOIN_ATTACH
             sess.intents[addr] = now
         from_seq = sess.contig if sess.started else wire.FRESH
         req = wire.JoinReq(
@@ -583,6 +608,8 @@ class Node:
         if sess is None or sess.station_id != msg.station_id or sess.is_source:
             return
         in_tree = bool(msg.flags & wire.OFFER_IN_TREE)
+        if msg.bitrate and not sess.bitrate_hint:
+            sess.bitrate_hint = msg.bitrate
         self._learn(addr, msg.node_id, sess.tag if in_tree else None, now, msg.slots)
         asked = sess.asked.pop(addr, None)
         sess.answered[addr] = now
@@ -591,10 +618,14 @@ class Node:
             sess.candidates[addr] = Candidate(
                 addr, msg.node_id, msg.free, msg.depth, msg.path, now, rtt, msg.weakest
             )
-            if sess.seeking and msg.free > 0 and sess.window_end is None:
+            mine = self._slots(sess)
+            usable = msg.free > 0 or (mine > 0 and msg.weakest < mine)
+            if sess.seeking and usable and sess.window_end is None:
                 sess.window_end = now + self.config.offer_window
         if sess.seeking:
             for ref in msg.referrals:
+                if sess.round_asks >= self.config.max_round_asks:
+                    break  # enough for this round: the next one comes after a backoff
                 fresh = now - sess.answered.get(ref, -1e9) < 2.0
                 if (
                     ref not in sess.asked
@@ -610,18 +641,28 @@ class Node:
         self._next_tick = min(self._next_tick, sess.window_end or self._next_tick)
 
     def _attach_best(self, sess: Session, now: float) -> bool:
+        """Attach to the best fresh candidate with room, else displace a weaker child."""
         sess.window_end = None
+        mine = self._slots(sess)
         best: Candidate | None = None
+        best_key: tuple[int, int, int, float] | None = None
         for c in sess.candidates.values():
-            if c.free <= 0 or c.addr == sess.parent or self._is_dead(sess, c.addr, now):
+            if c.addr == sess.parent or self._is_dead(sess, c.addr, now):
                 continue
             if now - c.heard > 30.0 or self.node_id in c.path:
                 continue
-            if best is None or (c.depth, -c.free, c.rtt) < (best.depth, -best.free, best.rtt):
-                best = c
-        if best is None:
+            # the shallowest place wins: a free slot, or a weaker child we may displace
+            if c.free > 0:
+                key = (c.depth, 0, -c.free, c.rtt)
+            elif mine > 0 and c.weakest < mine:
+                key = (c.depth, 1, c.weakest, c.rtt)
+            else:
+                continue
+            if best_key is None or key < best_key:
+                best, best_key = c, key
+        if best is None or best_key is None:
             return False
-        self._send_attach(sess, best.addr, now)
+        self._send_attach(sess, best.addr, now, wire.ATTACH_PREEMPT if best_key[1] else 0)
         return True
 
     def _on_attach_ok(self, msg: wire.AttachOk, addr: Addr, now: float) -> None:
@@ -652,6 +693,7 @@ class Node:
         sess.attaching = None
         sess.intents.clear()
         sess.seeking = False
+        sess.rounds = 0
         sess.window_end = None
         sess.parent = addr
         sess.parent_id = msg.node_id
@@ -665,6 +707,7 @@ class Node:
         sess.next_reshuffle = now + self.config.refresh_interval * (1 + self.rng.random())
         if not sess.started:
             sess.started = True
+            sess.attached_at = now
             sess.low = sess.contig = sess.play_next = msg.start_seq
             sess.head = msg.start_seq - 1
         if msg.head_seq != wire.FRESH and msg.head_seq >= sess.known_head:
@@ -674,9 +717,10 @@ class Node:
             top = min(msg.head_seq, msg.start_seq + self.config.repair_batch - 1)
             for seq in range(max(msg.start_seq, sess.contig), top + 1):
                 if seq not in sess.history:
-                    sess.requested[seq] = now
+                    sess.requested[seq] = (now + max(0.3, 3 * sess.rtt), 0)
         if rehome:
             self.stats.rehomes += 1
+        self._send_pstat(sess, now)
         self._learn(addr, msg.node_id, sess.tag, now)
         self._events.append(Tuned(sess.station_id, addr, msg.node_id, sess.depth, rehome))
 
@@ -713,11 +757,19 @@ class Node:
         sess = self.sessions.get(msg.station_id[:4])
         ok = sess is not None and sess.station_id == msg.station_id and sess.in_tree
         if ok and sess is not None and not sess.leaving:
-            if msg.flags & wire.JOIN_ATTACH and self._admit(sess, addr, msg.node_id, msg.slots, 0):
+            # "attach me if you have room": a free slot only, never displacing a child for a
+            # joiner that may well choose another parent
+            intent = msg.flags & wire.JOIN_ATTACH
+            if intent and self._admit(
+                sess, addr, msg.node_id, msg.slots, msg.flags & wire.ATTACH_LAST
+            ):
                 self._accept_child(sess, addr, msg.node_id, msg.slots, msg.from_seq, now)
                 return
             slots = self._slots(sess)
             free = sess.free_slots(slots)
+            last_ok = msg.flags & wire.ATTACH_LAST
+            if free == 1 and msg.slots == 0 and self.config.reserve_last_slot and not last_ok:
+                free = 0  # our last slot is for a joiner that can relay
             weak = self._weakest(sess)
             weakest = weak[1].slots if weak is not None and free == 0 else 255
             offer = wire.Offer(
@@ -732,6 +784,7 @@ class Node:
                 sess.path,
                 self._referrals(sess, addr),
                 weakest,
+                sess.record.meta.bitrate if sess.record is not None else 0,
             )
         else:
             refs = self.hosts.tuned(msg.station_id[:4])
@@ -819,11 +872,14 @@ class Node:
         if sess is None:
             return
         child = sess.children.get(addr)
-        if child is None:
+        if child is not None:
+            child.last_heard = now
+            self._serve(sess, addr, msg.ranges)
+        elif addr in self.hosts:
+            # a helper request from a known host: only from spare upload, and fewer chunks
+            self._serve(sess, addr, msg.ranges, helper=True)
+        else:
             self.stats.unexpected += 1
-            return
-        child.last_heard = now
-        self._serve(sess, addr, msg.ranges)
 
     # ------------------------------------------------------------------ child side: status, leave
 
@@ -835,11 +891,25 @@ class Node:
         if self.node_id in msg.path:
             self._lose_parent(sess, now, "loop")
             return
+        path = [*msg.path, self.node_id][-wire.MAX_PATH :]
+        changed = path != sess.path
         sess.depth = msg.depth + 1
-        sess.path = [*msg.path, self.node_id][-wire.MAX_PATH :]
+        sess.path = path
         sess.backup = msg.backup
         if msg.head_seq != wire.FRESH and msg.head_seq > sess.known_head:
             sess.known_head = msg.head_seq
+        if changed:
+            self._send_pstat(sess, now)  # paths travel down at once: loops are caught early
+
+    def _send_pstat(self, sess: Session, now: float) -> None:
+        if not sess.children:
+            return
+        sess.next_pstat = now + self.config.status_interval
+        sess.last_data_out = now
+        head = sess.head if sess.head >= 0 else wire.FRESH
+        raw = wire.PStat(sess.tag, sess.depth, head, sess.path, sess.parent).encode()
+        for caddr in sess.children:
+            self._send(raw, caddr)
 
     def _on_leave(self, msg: wire.Leave, addr: Addr, now: float) -> None:
         sess = self.sessions.get(msg.tag)
@@ -861,7 +931,14 @@ class Node:
         sess.candidates.clear()
         sess.window_end = None
         self._events.append(ParentLost(sess.station_id, addr, "leave"))
-        for ref in msg.referrals:
+        if msg.grace_ms == 0:
+            sess.parent = None  # cut at once: our cushion covers the move
+            sess.parent_leaving = False
+        # the named hosts have room for us (a successor, the newcomer that displaced us)
+        for ref in msg.referrals[:2]:
+            if ref != addr:
+                self._ask(sess, ref, now, attach=True)
+        for ref in msg.referrals[2:]:
             if ref != addr:
                 self._ask(sess, ref, now)
         sess.next_round = now + self.config.join_retry
@@ -997,13 +1074,11 @@ class Node:
         first = msg.first_seq
         sess.seals[first] = raw
         for i, h in enumerate(msg.hashes):
-            sess.hashes[first + i] = h
-            sess.seal_of[first + i] = first
+            if first + i >= sess.low:
+                sess.hashes[first + i] = h
+                sess.seal_of[first + i] = first
         for caddr in sess.children:
             self._send(raw, caddr)
-        top = first + len(msg.hashes) - 1
-        if top > sess.known_head:
-            sess.known_head = top
         for seq in range(first, first + len(msg.hashes)):
             p = sess.pending.pop(seq, None)
             if p is not None:
@@ -1023,11 +1098,11 @@ class Node:
         if seq < sess.low or seq in sess.history:
             self.stats.dup_chunks += 1
             return
-        if seq > sess.known_head:
-            sess.known_head = seq
         if seq in sess.hashes:
             self._verify_and_accept(sess, seq, data, now)
-        elif len(sess.pending) < self.config.max_pending:
+        elif len(sess.pending) < self.config.max_pending and (
+            seq not in sess.pending or addr == sess.parent
+        ):
             sess.pending[seq] = (data, now)
 
     def _verify_and_accept(self, sess: Session, seq: int, data: bytes, now: float) -> None:
@@ -1039,6 +1114,8 @@ class Node:
     def _accept(self, sess: Session, seq: int, data: bytes, now: float) -> None:
         sess.history[seq] = data
         sess.requested.pop(seq, None)
+        if seq > sess.known_head:
+            sess.known_head = seq
         if seq > sess.head:
             sess.head = seq
             sess.head_ts = _SEQ_TS.unpack_from(data, 8)[1]
@@ -1058,6 +1135,8 @@ class Node:
             st.bytes_out += n * len(data)
             st.data_bytes_out += n * len(data)
             sess.last_data_out = now
+            if self._tx_rate:
+                self._tx_free_at = max(now, self._tx_free_at) + n * len(data) / self._tx_rate
         if seq == sess.play_next:
             self._play(sess, now)
         elif seq > sess.play_next and sess.waiting_since is None:
@@ -1069,51 +1148,90 @@ class Node:
         ev = self._events
         sid = sess.station_id
         d = hist.get(seq)
-        while d is not None:
-            ev.append(
-                AudioData(sid, seq, d[wire.DATA_HEADER_LEN :], bool(d[16] & wire.DATA_FRAME_START))
+        if not sess.playing:
+            # playout starts with a full cushion (a stream that just began has less history
+            # than that: wait for it), so later delays up to the cushion are never heard
+            if d is None:
+                return
+            last = hist.get(sess.contig - 1)
+            span = (
+                0
+                if last is None
+                else (_SEQ_TS.unpack_from(last, 8)[1] - _SEQ_TS.unpack_from(d, 8)[1]) & 0xFFFFFFFF
             )
+            cushion = self.config.cushion_seconds
+            if span < cushion * 900 and now - sess.attached_at < cushion:
+                return
+            sess.playing = True
+        while d is not None:
+            payload = d[wire.DATA_HEADER_LEN :]
+            ts = _SEQ_TS.unpack_from(d, 8)[1]
+            ev.append(AudioData(sid, seq, payload, bool(d[16] & wire.DATA_FRAME_START), ts))
             seq += 1
             d = hist.get(seq)
         sess.play_next = seq
         sess.waiting_since = now if sess.head >= seq else None
 
     def _request_repairs(self, sess: Session, now: float) -> None:
+        """NACK missing chunks: the first block to the parent, later blocks to helpers.
+
+        Helpers are fresh in-tree candidates (they hold the same history); spreading the
+        requests uses their spare upload, so a new listener's cushion or a re-homed node's
+        gap arrives quickly even when the parent's uplink is nearly full.
+        """
         if sess.parent is None:
             return
-        retry = max(0.2, 3 * sess.rtt)
+        retry = max(0.3, 3 * sess.rtt)
         hist = sess.history
         pending = sess.pending
         req = sess.requested
-        ranges: list[tuple[int, int]] = []
-        n = 0
+        missing: list[int] = []
         seq = max(sess.contig, sess.low)
-        top = sess.known_head
+        # only below the head we knew a moment ago: later chunks may still be in flight
+        # (a parent sends a seal's chunks right after it, serialised on its uplink)
+        if now - sess.settled_at >= 0.15:
+            sess.settled_head, sess.settling_head = sess.settling_head, sess.known_head
+            sess.settled_at = now
+        top = min(sess.known_head, sess.settled_head)
         limit = self.config.repair_batch
-        while seq <= top and n < limit:
+        while seq <= top and len(missing) < limit:
             if seq not in hist:
                 p = pending.get(seq)
-                stale = p is None or now - p[1] > 1.0
-                if stale and now - req.get(seq, -1e9) > retry:
-                    req[seq] = now
-                    if ranges and ranges[-1][0] + ranges[-1][1] == seq:
-                        ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
-                    else:
-                        ranges.append((seq, 1))
-                    n += 1
+                stale = p is None or now - p[1] > 2.0
+                due, tries = req.get(seq, (0.0, 0))
+                if stale and now >= due:
+                    # back off: the parent's uplink may be congested, asking again makes it worse
+                    req[seq] = (now + retry * (1 << min(tries, 4)), tries + 1)
+                    missing.append(seq)
+                    if tries:
+                        sess.nacked += 1  # asked before and still missing: real loss
             seq += 1
-        if ranges:
-            self.stats.repairs_requested += n
-            sess.nacked += n
-            self._send(wire.Nack(sess.tag, ranges[: wire.MAX_NACK_RANGES]).encode(), sess.parent)
+        if not missing:
+            return
+        self.stats.repairs_requested += len(missing)
+        targets = [sess.parent, *self._helpers(sess, now)]
+        block = 8
+        for i in range(0, len(missing), block):
+            part = missing[i : i + block]
+            ranges: list[tuple[int, int]] = []
+            for s in part:
+                if ranges and ranges[-1][0] + ranges[-1][1] == s:
+                    ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
+                else:
+                    ranges.append((s, 1))
+            # retries go to a different target than the first attempt
+            tries = req[part[0]][1]
+            dest = targets[(i // block + tries - 1) % len(targets)]
+            self._send(wire.Nack(sess.tag, ranges).encode(), dest)
 
     def _slots(self, sess: Session) -> int:
         """Children this node can feed for a station: from upload capacity when known."""
         cfg = self.config
         base = cfg.slots
         rec = sess.record
-        if cfg.upload_kbps > 0 and rec is not None and rec.meta.bitrate > 0:
-            base = int(cfg.upload_kbps * cfg.slot_headroom / rec.meta.bitrate)
+        bitrate = rec.meta.bitrate if rec is not None else sess.bitrate_hint
+        if cfg.upload_kbps > 0 and bitrate > 0:
+            base = int(cfg.upload_kbps * cfg.slot_headroom / bitrate)
         return max(0, min(base, cfg.max_slots) - sess.slot_penalty)
 
     def _capacity(self) -> int:
@@ -1145,11 +1263,32 @@ class Node:
         return out
 
     def _send_attach(self, sess: Session, addr: Addr, now: float, flags: int = 0) -> None:
+        if sess.rounds >= 3:
+            flags |= wire.ATTACH_LAST
         sess.attaching = addr
         sess.attach_sent = now
         from_seq = sess.contig if sess.started else wire.FRESH
         msg = wire.Attach(sess.station_id, self.node_id, from_seq, self._slots(sess), flags)
         self._send(msg.encode(), addr)
+
+    def _spare(self, sess: Session) -> float:
+        """Share of our upload not needed by the live streams we relay (1.0 if unknown)."""
+        rec = sess.record
+        bitrate = rec.meta.bitrate if rec is not None else sess.bitrate_hint
+        if not self._tx_rate or not bitrate:
+            return 1.0
+        load = len(sess.children) * bitrate / self.config.slot_headroom
+        return max(0.0, 1.0 - load / self.config.upload_kbps)
+
+    def _can_overlap(self, sess: Session) -> bool:
+        """Can our uplink carry one stream more while a displaced child moves away?"""
+        cfg = self.config
+        rec = sess.record
+        bitrate = rec.meta.bitrate if rec is not None else sess.bitrate_hint
+        if not self._tx_rate or not bitrate:
+            return True  # capacity unknown: trust the slots
+        streams = len(sess.children) + 1
+        return streams * bitrate <= cfg.upload_kbps and self.backlog() < cfg.max_backlog / 2
 
     def _weakest(self, sess: Session) -> tuple[Addr, Child] | None:
         """The active child with fewest slots (the one a stronger node may displace)."""
@@ -1165,17 +1304,31 @@ class Node:
             return True
         if node_id in sess.path or addr == sess.parent:
             return False
-        if sess.active_children() < self._slots(sess):
+        free = self._slots(sess) - sess.active_children()
+        # the last free slot is kept for a child that can relay, so the tree can always grow
+        # (unless the joiner found no other room for a while)
+        relay_or_last = slots > 0 or flags & wire.ATTACH_LAST or not self.config.reserve_last_slot
+        if free >= 2 or (free == 1 and relay_or_last):
             return True
-        if flags & wire.ATTACH_PREEMPT:
+        if flags & wire.ATTACH_PREEMPT and self.config.reshuffle:
             weak = self._weakest(sess)
             if weak is not None and weak[1].slots < slots:
                 waddr, wchild = weak
-                # the weakest child moves under the newcomer (which has room); it keeps being
-                # fed here until it has re-homed, so it hears no gap
-                wchild.leaving = True
-                wchild.since = self._now
-                grace = int(self.config.leave_grace * 1000)
+                # the weakest child moves under the newcomer (which has room). If our uplink
+                # can carry both for a moment it is fed here until it has re-homed; otherwise
+                # it goes at once and its cushion covers the move (repaired from the new parent)
+                if self._can_overlap(sess):
+                    wchild.leaving = True
+                    wchild.since = self._now
+                    grace = int(self.config.redirect_grace * 1000)
+                elif not flags & wire.ATTACH_GENTLE and self.config.hard_preempt:
+                    del sess.children[waddr]
+                    self._events.append(
+                        ChildLeft(sess.station_id, waddr, wchild.node_id, "redirect")
+                    )
+                    grace = 0
+                else:
+                    return False
                 self._send(wire.Leave(sess.tag, grace, [addr]).encode(), waddr)
                 return True
         return False
@@ -1198,11 +1351,28 @@ class Node:
         if sess.record_raw:
             self._send(wire.StationMsg(sess.record_raw).encode(), addr)
         if sess.head >= start:  # the cushion (or the gap of a re-homing child) at once
-            self._serve(sess, addr, [(start, sess.head - start + 1)])
+            self._serve(sess, addr, [(start, sess.head - start + 1)], minimum=2)
 
-    def _serve(self, sess: Session, addr: Addr, ranges: list[tuple[int, int]]) -> None:
-        """Send held chunks in ``ranges`` (and the seals covering them), at most a batch."""
-        budget = self.config.repair_batch
+    def _serve(
+        self,
+        sess: Session,
+        addr: Addr,
+        ranges: list[tuple[int, int]],
+        minimum: int = 0,
+        *,
+        helper: bool = False,
+    ) -> None:
+        """Send held chunks in ``ranges`` (and the seals covering them), at most a batch.
+
+        Only while our uplink queue is short (when its capacity is known): repairs must not
+        delay live data, and the child asks again later (with backoff).
+        """
+        cfg = self.config
+        budget = 16 if helper else cfg.repair_batch
+        if self._tx_rate:
+            limit = cfg.max_backlog / 2 if helper else cfg.max_backlog
+            room = (limit - self.backlog()) * self._tx_rate
+            budget = min(budget, max(minimum, int(room // 1400)))
         hist = sess.history
         sent_seals: set[int] = set()
         for first, count in ranges:
@@ -1211,7 +1381,7 @@ class Node:
                 if d is None:
                     continue
                 fs = sess.seal_of.get(seq)
-                if fs is not None and fs not in sent_seals:
+                if fs is not None and fs not in sent_seals and fs in sess.seals:
                     sent_seals.add(fs)
                     self._send(sess.seals[fs], addr)
                 self._send(d, addr)
@@ -1247,21 +1417,25 @@ class Node:
                 best = c
         if best is not None:
             sess.candidates.pop(best.addr, None)
-            flags = wire.ATTACH_PREEMPT if best.free <= 0 else 0
+            # a move is an optimisation: displace only where nobody loses a beat
+            flags = wire.ATTACH_PREEMPT | wire.ATTACH_GENTLE if best.free <= 0 else 0
             self._send_attach(sess, best.addr, now, flags)
 
     def _check_loss(self, sess: Session, now: float) -> None:
         """Children that keep reporting loss: this node sends more than its link carries."""
         kids = [c for c in sess.children.values() if not c.leaving]
         lossy = sum(1 for c in kids if c.loss >= 3)
-        if len(kids) >= 2 and lossy * 2 > len(kids):
+        # only our own congestion is a reason to shed a slot (not loss upstream or on links)
+        congested = self.backlog() > self.config.max_backlog / 2 or not self._tx_rate
+        if len(kids) >= 2 and lossy * 2 > len(kids) and congested:
             sess.loss_streak += 1
         else:
             sess.loss_streak = 0
             if sess.slot_penalty and now - sess.last_penalty > 60.0:
                 sess.slot_penalty -= 1  # things are fine again: try one more slot
                 sess.last_penalty = now
-        if sess.loss_streak >= self.config.loss_periods and self._slots(sess) > 0:
+        shed = self.config.reshuffle and self._slots(sess) > 0
+        if sess.loss_streak >= self.config.loss_periods and shed:
             sess.loss_streak = 0
             sess.slot_penalty += 1
             sess.last_penalty = now
@@ -1275,6 +1449,18 @@ class Node:
                     refs = [sess.parent, *refs]
                 grace = int(self.config.leave_grace * 1000)
                 self._send(wire.Leave(sess.tag, grace, refs[: wire.MAX_REFERRALS]).encode(), waddr)
+
+    def _helpers(self, sess: Session, now: float) -> list[Addr]:
+        """Up to two fresh in-tree candidates other than the parent (not our descendants)."""
+        fresh = [
+            c
+            for c in sess.candidates.values()
+            if c.addr != sess.parent
+            and now - c.heard <= 20.0
+            and self.node_id not in c.path
+            and not self._is_dead(sess, c.addr, now)
+        ]
+        return [c.addr for c in fresh[:2]]
 
     # ------------------------------------------------------------------ periodic work
 
@@ -1305,17 +1491,12 @@ class Node:
             if status_due:
                 self._check_loss(sess, now)
                 # a redirected child that never re-homed: stop feeding it (it will rejoin)
-                stale = now - cfg.leave_grace * 2
+                stale = now - cfg.redirect_grace
                 for caddr in [a for a, c in sess.children.items() if c.leaving and c.since < stale]:
                     c = sess.children.pop(caddr)
                     self._events.append(ChildLeft(sess.station_id, caddr, c.node_id, "redirect"))
             if status_due or now - sess.last_data_out > cfg.parent_timeout / 2:
-                sess.next_pstat = now + cfg.status_interval
-                sess.last_data_out = now
-                head = sess.head if sess.head >= 0 else wire.FRESH
-                raw = wire.PStat(sess.tag, sess.depth, head, sess.path, sess.parent).encode()
-                for caddr in sess.children:
-                    self._send(raw, caddr)
+                self._send_pstat(sess, now)
         self._evict(sess)
         if sess.leaving and (not sess.children or now >= sess.leave_deadline):
             self._end_session(sess)
@@ -1369,6 +1550,8 @@ class Node:
                 )
                 sess.nacked = 0
                 self._send(msg.encode(), sess.parent)
+        if sess.started and not sess.playing:
+            self._play(sess, now)  # starts once the cushion is in (or its time is up)
         # playout: give up on chunks that did not come in time
         if sess.waiting_since is not None and now - sess.waiting_since > cfg.cushion_seconds:
             self._skip(sess, now)
@@ -1398,8 +1581,6 @@ class Node:
             sess.contig = seq
             while sess.contig in hist:
                 sess.contig += 1
-        if sess.low < seq:
-            sess.low = seq
         self._play(sess, now)
 
     def _evict(self, sess: Session) -> None:
@@ -1423,12 +1604,17 @@ class Node:
             del hist[low]
             low += 1
         if low != sess.low:
+            seals = sess.seals
             for s in range(sess.low, low):
+                hist.pop(s, None)
                 sess.hashes.pop(s, None)
-                fs = sess.seal_of.pop(s, None)
-                if fs is not None and fs + wire.MAX_SEAL_COUNT <= low:
-                    sess.seals.pop(fs, None)
                 sess.requested.pop(s, None)
+                sess.pending.pop(s, None)
+                fs = sess.seal_of.pop(s, None)
+                if fs is not None:
+                    raw = seals.get(fs)
+                    if raw is not None and fs + raw[12] <= low:
+                        del seals[fs]  # every chunk it covers is gone
             sess.low = low
             if sess.contig < low:
                 sess.contig = low

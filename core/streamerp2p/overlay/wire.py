@@ -268,6 +268,7 @@ class Offer:
     path: list[bytes]
     referrals: list[Addr]
     weakest: int = 255  # fewest slots among its children (a stronger joiner may take that place)
+    bitrate: int = 0  # the station's bitrate, kbit/s (a joiner sizes its own slots with it)
 
     TYPE = OFFER
 
@@ -285,11 +286,14 @@ class Offer:
                 _ids(self.path, MAX_PATH),
                 _addrs(self.referrals, MAX_REFERRALS),
                 bytes([min(self.weakest, 255)]),
+                _U16.pack(min(self.bitrate, 0xFFFF)),
             ]
         )
 
 
 ATTACH_PREEMPT = 0x01  # the joiner has more slots than the parent's weakest child: swap them
+ATTACH_LAST = 0x02  # a joiner that found no other room may take a slot kept for relays
+ATTACH_GENTLE = 0x04  # displace only if the parent can feed both while the child moves
 
 
 @dataclass(slots=True)
@@ -564,6 +568,7 @@ def decode(data: bytes) -> Message:
             r.ids(MAX_PATH),
             r.addrs(MAX_REFERRALS),
             r.u8(),
+            r.u16(),
         )
     elif mtype == ATTACH:
         msg = Attach(r.take(STATION_ID_LEN), r.take(ID_LEN), r.u32(), r.u8(), r.u8())

@@ -1,0 +1,379 @@
+"""``streamer sim``: a whole audience on the deterministic simulator, with figures.
+
+The unchanged overlay nodes run on virtual time. Peers have upload capacity classes (fast,
+medium, modem that cannot relay), one-way delays giving RTTs of 20-300 ms, and random loss. They
+join as a flash crowd, then churn: every minute a share of them leaves (half politely, half by
+crashing) and as many new ones join. Figures are measured after a warm-up.
+
+Continuity is what a listener hears: a player starts when the first audio arrives and then plays
+in real time, so chunk ``s`` is due at ``T0 + (ts_s - ts_0)``; a chunk counts if it was delivered
+by then. Chunks a peer should have played but never got (it was orphaned, or it skipped) count
+as missing.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .overlay import wire
+from .overlay.events import AudioData, Event
+from .overlay.node import Node, NodeConfig
+from .overlay.records import StationKey
+from .sim import Link, SimPeer, Simulator
+from .types import Frame, StationMeta
+
+# name: (share of peers, upload in multiples of the stream bitrate). Resource index
+# 0.2*3.3 + 0.5*1.1 + 0.3*0.2 = 1.27; a relay slot costs ~1.08x the bitrate (data headers,
+# seals, control), so fast peers feed 3 children, medium ones 1, modems none: 1.1 slots a peer.
+CLASSES = {
+    "fast": (0.20, 3.3),
+    "medium": (0.50, 1.1),
+    "modem": (0.30, 0.2),
+}
+
+
+@dataclass
+class SimParams:
+    peers: int = 200
+    minutes: float = 2.0
+    churn: float = 0.10  # share of peers leaving (and joining) per minute
+    seed: int = 1
+    bitrate_kbps: int = 32
+    ramp_seconds: float = 30.0  # the initial flash crowd joins over this time
+    warmup_seconds: float = 45.0  # figures are measured after this
+    loss_max: float = 0.01  # per peer; a path's loss is the sum of its two ends
+    delay_min: float = 0.005  # one-way, per peer: RTT = 2 * (d_a + d_b) in 20-300 ms
+    delay_max: float = 0.075
+    source_upload: float = 1.5  # multiples of the bitrate (one child, some spare for repairs)
+    source_slots: int = 1
+    reshuffle: bool = True
+
+
+@dataclass
+class PeerStat:
+    cls: str
+    joined: float
+    left: float | None = None
+    first_audio: float | None = None
+    ts0: int = 0
+    on_time: int = 0
+    last_seq: int = -1
+
+
+@dataclass
+class SimResult:
+    figures: dict[str, Any]
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    tree: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Swarm:
+    def __init__(self, p: SimParams) -> None:
+        self.p = p
+        self.rng = random.Random(p.seed)
+        self.sim = Simulator(p.seed)
+        self.sim.keep_events = False
+        self.sim.on_event = self._on_event
+        self.bytes_by_type: dict[int, int] = {}
+        self.sim.drop = self._count
+        self.key = StationKey.from_seed(random.Random(p.seed).randbytes(32))
+        self.sid = self.key.station_id
+        self.tag = self.sid[:4]
+        self.stats: dict[tuple[str, int], PeerStat] = {}
+        self.source_ts: list[int] = []  # ts of every chunk, by seq
+        self.source_times: list[float] = []
+        self.next_ip = 1
+        self.frames = 0
+        self.frame_len = 144 * p.bitrate_kbps * 1000 // 44100
+        self.frame_dt = 1152 / 44100
+        self.skipped = 0
+        src_cfg = NodeConfig(
+            upload_kbps=p.source_upload * p.bitrate_kbps, max_slots=p.source_slots, slots=0
+        )
+        self.src = self._addr()
+        src_link = Link(
+            delay=p.delay_min, loss=0.0, upload_bps=p.source_upload * p.bitrate_kbps * 1000
+        )
+        self.sim.add(Node(src_cfg, rng=random.Random(self.rng.random())), self.src, src_link)
+        meta = StationMeta(name="Sim FM", codec="mp3", bitrate=p.bitrate_kbps)
+        self.sim.call(self.src, lambda n, t: n.start_broadcast(self.key, meta, t))
+        self.timeline: list[dict[str, Any]] = []
+        self._window_due = 0
+
+    # ------------------------------------------------------------------ set-up helpers
+
+    def _addr(self) -> tuple[str, int]:
+        i = self.next_ip
+        self.next_ip += 1
+        return (f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}", 8466)
+
+    def _count(self, src: Any, dst: Any, data: bytes) -> bool:
+        t = data[3]
+        self.bytes_by_type[t] = self.bytes_by_type.get(t, 0) + len(data)
+        return False
+
+    def _pick_class(self) -> str:
+        r = self.rng.random()
+        acc = 0.0
+        for name, (share, _) in CLASSES.items():
+            acc += share
+            if r < acc:
+                return name
+        return "modem"
+
+    def join(self) -> None:
+        p = self.p
+        cls = self._pick_class()
+        up = CLASSES[cls][1] * p.bitrate_kbps
+        cfg = NodeConfig(upload_kbps=up, slots=0, reshuffle=p.reshuffle)
+        node = Node(cfg, rng=random.Random(self.rng.random()))
+        addr = self._addr()
+        link = Link(
+            delay=self.rng.uniform(p.delay_min, p.delay_max),
+            loss=self.rng.uniform(0, p.loss_max),
+            upload_bps=up * 1000,
+        )
+        self.sim.add(node, addr, link)
+        # a tune-in knows the broadcaster (link) and a few hosts (its own host list / seeds)
+        live = [a for a, s in self.stats.items() if s.left is None]
+        hosts = [self.src, *self.rng.sample(live, min(3, len(live)))]
+        node.add_seeds(hosts[1:])
+        self.stats[addr] = PeerStat(cls, self.sim.now)
+        self.sim.call(addr, lambda n, t: n.tune(self.sid, hosts, t))
+
+    def leave(self, addr: tuple[str, int], polite: bool) -> None:
+        st = self.stats[addr]
+        st.left = self.sim.now
+        if polite:
+            self.sim.call(addr, lambda n, t: n.leave(t))
+            # it goes for good once its grace period is over
+            peer = self.sim.peers[addr]
+            self._pending_kill.append((self.sim.now + n_grace(peer), addr))
+        else:
+            self.sim.kill(addr)
+
+    # ------------------------------------------------------------------ events
+
+    def _on_event(self, peer: SimPeer, ev: Event) -> None:
+        if type(ev) is not AudioData:
+            if type(ev).__name__ == "Skipped":
+                self.skipped += ev.count  # type: ignore[attr-defined]
+            return
+        st = self.stats.get(peer.addr)
+        if st is None:  # the broadcaster
+            seq = ev.seq
+            while len(self.source_ts) <= seq:
+                self.source_ts.append(ev.ts)
+                self.source_times.append(self.sim.now)
+            return
+        if st.first_audio is None:
+            st.first_audio = self.sim.now
+            st.ts0 = ev.ts
+        due = st.first_audio + ((ev.ts - st.ts0) & 0xFFFFFFFF) / 1000
+        if self.sim.now <= due + 1e-9 and due >= self.p.warmup_seconds:
+            st.on_time += 1
+        st.last_seq = ev.seq
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> SimResult:
+        p = self.p
+        t_end = p.minutes * 60
+        self._pending_kill: list[tuple[float, tuple[str, int]]] = []
+        join_times = sorted(self.rng.uniform(0, p.ramp_seconds) for _ in range(p.peers))
+        ji = 0
+        churn_acc = 0.0
+        step = 0.1
+        next_sample = p.warmup_seconds
+        wall0 = time.perf_counter()
+        src_bytes0 = 0
+        while self.sim.now < t_end - 1e-9:
+            t = self.sim.now + step
+            # broadcaster gets frames in real time
+            due = int(t / self.frame_dt) - self.frames
+            if due > 0:
+                base = self.frames
+                frames = [Frame(bytes([(base + k) % 251]) * self.frame_len) for k in range(due)]
+                self.frames += due
+                self.sim.call(self.src, lambda n, tt, f=frames: n.broadcast_frames(self.sid, f, tt))
+            while ji < len(join_times) and join_times[ji] <= t:
+                self.join()
+                ji += 1
+            if t > p.ramp_seconds:
+                churn_acc += p.churn * p.peers * step / 60
+                while churn_acc >= 1:
+                    churn_acc -= 1
+                    live = [a for a, s in self.stats.items() if s.left is None]
+                    if live:
+                        self.leave(self.rng.choice(live), polite=self.rng.random() < 0.5)
+                    self.join()
+            for when, addr in list(self._pending_kill):
+                if when <= t:
+                    self.sim.kill(addr)
+                    self._pending_kill.remove((when, addr))
+            if self.sim.now < p.warmup_seconds <= t:
+                src_bytes0 = self.sim.peers[self.src].node.stats.bytes_out
+                self.bytes_by_type = {}
+            self.sim.run_until(t)
+            if t >= next_sample:
+                next_sample += getattr(self, "timeline_step", 10.0)
+                self.timeline.append(self._sample(t))
+        wall = time.perf_counter() - wall0
+        return self._figures(t_end, wall, src_bytes0)
+
+    def _sample(self, t: float) -> dict[str, Any]:
+        depths: dict[str, list[int]] = {c: [] for c in CLASSES}
+        for addr, st in self.stats.items():
+            if st.left is not None:
+                continue
+            sess = self.sim.peers[addr].node.sessions.get(self.tag)
+            if sess is not None and sess.parent is not None:
+                depths[st.cls].append(sess.depth)
+        return {"t": round(t, 1), "depths": depths}
+
+    def _figures(self, t_end: float, wall: float, src_bytes0: int) -> SimResult:
+        p = self.p
+        ws = p.warmup_seconds
+        ts = self.source_ts
+        times = self.source_times
+        expected = 0
+        on_time = 0
+        never = 0
+        startups: list[float] = []
+        for st in self.stats.values():
+            if st.first_audio is None:
+                if (st.left or t_end) - st.joined > 5.0:
+                    never += 1
+                continue
+            if st.joined >= p.warmup_seconds:  # steady state: the stream has history
+                startups.append(st.first_audio - st.joined)
+            end = st.left if st.left is not None else t_end
+            if end <= ws:
+                continue
+            # chunks this listener should have played inside the window: deadline in [ws, end]
+            # deadline of seq s = first_audio + (ts_s - ts0); find the seq range by bisect
+            lo = bisect.bisect_left(
+                ts, st.ts0 + int((max(ws, st.first_audio) - st.first_audio) * 1000)
+            )
+            hi = bisect.bisect_right(ts, st.ts0 + int((end - st.first_audio) * 1000))
+            # only chunks already produced can be due
+            hi = min(hi, bisect.bisect_right(times, end))
+            if hi > lo:
+                expected += hi - lo
+                on_time += min(st.on_time, hi - lo)
+        depth_all: list[int] = []
+        by_class: dict[str, list[int]] = {c: [] for c in CLASSES}
+        for sample in self.timeline:
+            for c, ds in sample["depths"].items():
+                by_class[c] += ds
+                depth_all += ds
+        data = self.bytes_by_type.get(wire.DATA, 0)
+        seal = self.bytes_by_type.get(wire.SEAL, 0)
+        control = sum(v for k, v in self.bytes_by_type.items() if k not in (wire.DATA, wire.SEAL))
+        src = self.sim.peers[self.src].node.stats.bytes_out - src_bytes0
+        measured = t_end - ws
+        startups.sort()
+        resource = sum(CLASSES[s.cls][1] for s in self.stats.values()) / max(1, len(self.stats))
+        repairs = sum(peer.node.stats.repairs_requested for peer in self.sim.peers.values())
+
+        def pct(xs: list[float], q: float) -> float:
+            return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))] if xs else float("nan")
+
+        figures = {
+            "peers": p.peers,
+            "peers_total": len(self.stats),
+            "minutes": p.minutes,
+            "churn_per_minute": p.churn,
+            "seed": p.seed,
+            "bitrate_kbps": p.bitrate_kbps,
+            "resource_index": round(resource + p.source_upload / max(1, len(self.stats)), 3),
+            "continuity": round(on_time / expected, 5) if expected else None,
+            "chunks_due": expected,
+            "never_started": never,
+            "source_upload_ratio": round(src * 8 / (p.bitrate_kbps * 1000 * measured), 3),
+            "startup_p50_s": round(pct(startups, 0.5), 3),
+            "startup_p95_s": round(pct(startups, 0.95), 3),
+            "depth_mean": round(statistics.fmean(depth_all), 2) if depth_all else None,
+            "depth_max": max(depth_all) if depth_all else None,
+            "depth_mean_by_class": {
+                c: round(statistics.fmean(v), 2) if v else None for c, v in by_class.items()
+            },
+            "control_overhead": round(control / data, 4) if data else None,
+            "auth_overhead": round(seal / data, 4) if data else None,
+            "repairs": repairs,
+            "skipped_chunks": self.skipped,
+            "datagrams_delivered": self.sim.delivered,
+            "datagrams_lost": self.sim.lost,
+            "wall_s": round(wall, 1),
+        }
+        tree = []
+        for addr, st in self.stats.items():
+            if st.left is None:
+                sess = self.sim.peers[addr].node.sessions.get(self.tag)
+                if sess is not None and sess.parent is not None:
+                    tree.append(
+                        {"addr": addr, "parent": sess.parent, "depth": sess.depth, "cls": st.cls}
+                    )
+        return SimResult(figures, self.timeline, tree)
+
+
+def n_grace(peer: SimPeer) -> float:
+    return peer.node.config.leave_grace + 0.5
+
+
+def run_sim(params: SimParams) -> SimResult:
+    return Swarm(params).run()
+
+
+def plot(result: SimResult, path: str, params: SimParams) -> None:
+    """PNG: the tree (depth by capacity class) and depth over time."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    colors = {"fast": "tab:green", "medium": "tab:blue", "modem": "tab:red"}
+    rng = random.Random(0)
+    pos = {}
+    by_depth: dict[int, int] = {}
+    for n in sorted(result.tree, key=lambda n: n["depth"]):
+        by_depth[n["depth"]] = by_depth.get(n["depth"], 0) + 1
+        pos[n["addr"]] = (rng.random(), -n["depth"])
+    for n in result.tree:
+        x, y = pos[n["addr"]]
+        px, py = pos.get(n["parent"], (0.5, 0))
+        ax1.plot([px, x], [py, y], color="0.85", linewidth=0.3, zorder=1)
+    for cls, c in colors.items():
+        pts = [pos[n["addr"]] for n in result.tree if n["cls"] == cls]
+        if pts:
+            ax1.scatter([p[0] for p in pts], [p[1] for p in pts], s=4, color=c, label=cls, zorder=2)
+    ax1.scatter([0.5], [0], s=40, color="black", label="broadcaster", zorder=3)
+    ax1.set_title(f"Tree at the end ({len(result.tree)} listeners)")
+    ax1.set_ylabel("- depth")
+    ax1.set_xticks([])
+    ax1.legend(loc="lower right", fontsize=8)
+    ts = [s["t"] for s in result.timeline]
+    for cls, c in colors.items():
+        ys = [
+            statistics.fmean(s["depths"][cls]) if s["depths"][cls] else float("nan")
+            for s in result.timeline
+        ]
+        ax2.plot(ts, ys, color=c, label=f"{cls} mean depth")
+    ax2.set_xlabel("simulated time (s)")
+    ax2.set_ylabel("mean depth")
+    f = result.figures
+    ax2.set_title(f"continuity {f['continuity']}, startup p95 {f['startup_p95_s']} s")
+    ax2.legend(fontsize=8)
+    fig.suptitle(
+        f"streamer sim: {params.peers} peers, {params.minutes:g} min, churn {params.churn:g}/min"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
