@@ -215,7 +215,7 @@ class App:
     def start_station(self, key: StationKey, meta: StationMeta, mount: str = "/") -> Link:
         sid = key.station_id
         self._output(sid, meta)
-        self.node.start_broadcast(key, meta, self.now())
+        self.node.start_broadcast(key, meta, self.now(), wall_ms=int(time.time() * 1000))
         self.runtime.poke()
         self._broadcasts[mount] = sid
         return self.link(sid)
@@ -240,7 +240,7 @@ class App:
         def push(data: bytes) -> None:
             nonlocal announced
             frames = framer.push(data)
-            if frames:
+            if frames and station_id[:4] in self.node.sessions:
                 self.node.broadcast_frames(station_id, frames, self.now())
                 self.runtime.flush()
                 if not announced and framer.format() is not None:

@@ -164,6 +164,19 @@ async def _wait_for_stop(exit_after: float | None) -> str:
     return reason["why"]
 
 
+def _run(fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """anyio.run, reporting a ClickException raised inside a task group as itself."""
+    try:
+        anyio.run(fn, *args)
+    except BaseExceptionGroup as eg:
+        found = eg.subgroup(lambda e: isinstance(e, click.ClickException))
+        while found is not None and isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]  # type: ignore[assignment]
+        if isinstance(found, click.ClickException):
+            raise found from None
+        raise
+
+
 async def _run_node(
     app: App,
     body: Callable[[Any], Awaitable[None]],
@@ -171,7 +184,13 @@ async def _run_node(
     status_file: Path | None,
 ) -> None:
     async with anyio.create_task_group() as tg:
-        await app.start(tg)
+        try:
+            await app.start(tg)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot open the node's ports ({exc.strerror or exc}); is another node running? "
+                "use --port / --http (and --state-dir) to run several on one machine"
+            ) from exc
         if status_file is not None:
             tg.start_soon(app.write_status_loop, status_file)
         await body(tg)
@@ -242,7 +261,7 @@ def broadcast_cmd(
                 f"(e.g. icecast://source:PASSWORD@{format_hostport((h, p))}/live)"
             )
 
-    anyio.run(_run_node, app, body, exit_after, status_file)
+    _run(_run_node, app, body, exit_after, status_file)
 
 
 # ---------------------------------------------------------------------------------- listen
@@ -251,13 +270,17 @@ def broadcast_cmd(
 def _open_player(player: str, playlist: Path, url: str) -> subprocess.Popen[bytes] | None:
     if player == "none":
         return None
-    if player == "default":
-        if sys.platform.startswith("win"):
-            os.startfile(str(playlist))  # type: ignore[attr-defined]
-            return None
-        opener = "open" if sys.platform == "darwin" else "xdg-open"
-        return subprocess.Popen([opener, str(playlist)])
-    return subprocess.Popen([*shlex.split(player), url])
+    try:
+        if player == "default":
+            if sys.platform.startswith("win"):
+                os.startfile(str(playlist))  # type: ignore[attr-defined]
+                return None
+            opener = "open" if sys.platform == "darwin" else "xdg-open"
+            return subprocess.Popen([opener, str(playlist)])
+        return subprocess.Popen([*shlex.split(player), url])
+    except OSError as exc:
+        _say(f"warning: cannot start the player ({exc}); open {playlist} yourself")
+        return None
 
 
 @main.command("listen")
@@ -300,7 +323,7 @@ def listen_cmd(
             procs.append(p)
 
     try:
-        anyio.run(_run_node, app, body, exit_after, status_file)
+        _run(_run_node, app, body, exit_after, status_file)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -336,11 +359,12 @@ def node_cmd(
 
             async def run_ui() -> None:
                 await spec.run(app)
+                await app.leave()  # the front end closed: leave politely
                 tg.cancel_scope.cancel()
 
             tg.start_soon(run_ui)
 
-    anyio.run(_run_node, app, body, exit_after, status_file)
+    _run(_run_node, app, body, exit_after, status_file)
 
 
 # ---------------------------------------------------------------------------------- demo
@@ -367,6 +391,73 @@ def demo_cmd(
     from .demo import run_demo
 
     anyio.run(run_demo, ctx.obj, peers, duration, slots, http_port, _say)
+
+
+# ---------------------------------------------------------------------------------- sim
+
+
+@main.command("sim")
+@click.option("--peers", type=int, default=200, show_default=True)
+@click.option("--minutes", type=float, default=2.0, show_default=True)
+@click.option(
+    "--churn",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Share of peers leaving (half abruptly) and joining per minute.",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--bitrate", type=int, default=128, show_default=True, help="Stream kbit/s.")
+@click.option(
+    "--warmup",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds before figures are taken (the flash crowd joins in the first 30).",
+)
+@click.option("--no-reshuffle", is_flag=True, help="Keep the tree as joins built it.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
+@click.option(
+    "--plot",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write a PNG of the tree and of depth over time (needs matplotlib).",
+)
+def sim_cmd(
+    peers: int,
+    minutes: float,
+    churn: float,
+    seed: int,
+    bitrate: int,
+    warmup: float,
+    no_reshuffle: bool,
+    as_json: bool,
+    plot: Path | None,
+) -> None:
+    """Run the real overlay for a whole audience on the deterministic simulator."""
+    import json as _json
+
+    from .simrun import SimParams, run_sim
+    from .simrun import plot as _plot
+
+    params = SimParams(
+        peers=peers,
+        minutes=minutes,
+        churn=churn,
+        seed=seed,
+        bitrate_kbps=bitrate,
+        warmup_seconds=min(warmup, minutes * 60 / 2),
+        reshuffle=not no_reshuffle,
+    )
+    result = run_sim(params)
+    click.echo(_json.dumps(result.figures, indent=None if as_json else 2))
+    if plot is not None:
+        try:
+            _plot(result, str(plot), params)
+        except ImportError as exc:
+            raise click.ClickException("--plot needs matplotlib (pip install matplotlib)") from exc
+        if not as_json:
+            click.echo(f"plot: {plot}")
 
 
 # ---------------------------------------------------------------------------------- bench

@@ -53,6 +53,15 @@ class UdpRuntime:
     def bind(self) -> None:
         fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.socket(fam, socket.SOCK_DGRAM)
+        try:
+            self._setup(sock)
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.port = sock.getsockname()[1]
+
+    def _setup(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
@@ -60,8 +69,6 @@ class UdpRuntime:
         except OSError:  # pragma: no cover - platform limits
             pass
         sock.bind((self.host, self.port))
-        self.sock = sock
-        self.port = sock.getsockname()[1]
 
     async def run(self, *, task_status: TaskStatus[Addr] = anyio.TASK_STATUS_IGNORED) -> None:
         if self.sock is None:
@@ -114,7 +121,10 @@ class UdpRuntime:
                     break
                 except OSError:  # e.g. ICMP port unreachable reported on Windows
                     continue
-                node.receive_datagram(data, addr[:2], now)
+                try:
+                    node.receive_datagram(data, addr[:2], now)
+                except Exception:  # a kernel bug must not stop the node: log and go on
+                    log.exception("datagram from %s dropped", addr)
             self.flush()
             if node.get_timer() < self._timer_due:
                 self._wake.set()  # a datagram moved the node's deadline earlier

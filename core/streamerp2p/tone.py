@@ -78,12 +78,12 @@ async def tone_loop(app: Any, station_id: bytes) -> None:
     push = app.push_bytes_framer(station_id)
     t0 = anyio.current_time()
     last_title = ""
-    while True:
+    while station_id[:4] in app.node.sessions:  # until the broadcast ends (leave)
         need = anyio.current_time() - t0 + 0.2 - src.samples / RATE
         if need > 0:
             push(src.read(need))
             title = src.title()
-            if title != last_title:
+            if title != last_title and station_id[:4] in app.node.sessions:
                 last_title = title
                 app.node.update_station(station_id, app.now(), title=title)
                 app.runtime.poke()

@@ -266,3 +266,54 @@ def test_frames_larger_than_a_datagram_are_split_and_reassembled() -> None:
     assert [e.frame_start for e in evs].count(True) == 10
     assert all(len(e.payload) <= wire.MAX_PAYLOAD for e in evs)
     assert FRAME > 0
+
+
+def test_broadcaster_restart_with_same_key_resumes_listeners() -> None:
+    r = build(n=3)
+    r.run(5)
+    before = {
+        a: sum(1 for e in r.sim.peers[a].events if isinstance(e, AudioData)) for a in r.listeners
+    }
+    # the broadcasting node restarts: a new node on the same address with the same key;
+    # its sequence numbers start again at 0 (a new epoch in the signed record)
+    r.sim.kill(r.src)
+    r.run(1)
+    fresh = Node(NodeConfig(slots=1), rng=random.Random(99))
+    r.sim.add(fresh, r.src, r.link)
+    r.sim.call(r.src, lambda n, t: n.start_broadcast(r.key, StationMeta(name="Test FM"), t))
+    r.run(12)
+    for a in r.listeners:
+        evs = [e for e in r.sim.peers[a].events if isinstance(e, AudioData)]
+        assert len(evs) > before[a] + 50, f"{a} did not resume"
+        # after the restart the new stream plays in order from a frame start
+        tail = [e.seq for e in evs[before[a] :] if e.seq < 1000]
+        assert tail and tail == list(range(tail[0], tail[0] + len(tail)))
+
+
+def test_lost_station_record_is_requested_again() -> None:
+    r = Radio(5, slots=2, source_slots=2)
+    dropped = []
+
+    def drop(src: object, dst: object, data: bytes) -> bool:
+        if data[3] == wire.STATION and len(dropped) < 3:
+            dropped.append(dst)
+            return True
+        return False
+
+    r.sim.drop = drop
+    r.run(2)
+    a = r.add_listener(1)
+    r.run(12)
+    assert dropped
+    contiguous(r, a)
+    assert r.node(a).sessions[r.sid[:4]].verifier is not None
+
+
+def test_unsolicited_offers_are_ignored() -> None:
+    r = build(n=1)
+    a = r.listeners[0]
+    node = r.node(a)
+    fake = wire.Offer(r.sid, 7, b"evil" * 2, wire.OFFER_IN_TREE, 255, 255, 0, 0, [], [])
+    r.sim.call(a, lambda n, t: n.receive_datagram(fake.encode(), ("10.9.9.9", 1), t))
+    assert ("10.9.9.9", 1) not in node.sessions[r.sid[:4]].candidates
+    assert ("10.9.9.9", 1) not in node.hosts

@@ -53,7 +53,7 @@ messages = st.one_of(
         st.integers(0, 65535),
     ),
     st.builds(wire.Attach, sids, ids, u32, u8, u8),
-    st.builds(wire.AttachOk, sids, ids, u8, u32, u32, st.lists(ids, max_size=wire.MAX_PATH)),
+    st.builds(wire.AttachOk, sids, ids, u8, u32, u32, st.lists(ids, max_size=wire.MAX_PATH), u32),
     st.builds(wire.AttachNo, sids, u8, st.lists(addrs, max_size=wire.MAX_REFERRALS)),
     st.builds(
         wire.Seal,

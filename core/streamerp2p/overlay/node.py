@@ -205,6 +205,9 @@ class Session:
     batch: list[tuple[int, bytes]] = field(default_factory=list)
     batch_started: float = 0.0
     batch_bytes: int = 0
+    wall_offset: int = 0  # wall clock minus driver clock, ms (record versions)
+    next_restart_attach: float = 0.0
+    next_station_req: float = 0.0
 
     @property
     def is_source(self) -> bool:
@@ -355,7 +358,11 @@ class Node:
         if sess is not None and not sess.is_source:
             self._start_leave(sess, now)
 
-    def start_broadcast(self, key: StationKey, meta: StationMeta, now: float) -> StationRecord:
+    def start_broadcast(
+        self, key: StationKey, meta: StationMeta, now: float, *, wall_ms: int | None = None
+    ) -> StationRecord:
+        """Start broadcasting. ``wall_ms`` (the wall clock, from the driver) keeps record
+        versions increasing across restarts and marks a new stream epoch."""
         tag = tag_of(key.station_id)
         sess = Session(station_id=key.station_id, tag=tag, key=key)
         sess.verifier = Verifier(key.public)
@@ -365,7 +372,10 @@ class Node:
         sess.started = True
         sess.playing = True
         self.sessions[tag] = sess
-        rec = StationRecord(key.public, int(now * 1000), True, meta, "", _EMPTY_HASH)
+        wall = int(now * 1000) if wall_ms is None else wall_ms
+        sess.wall_offset = wall - int(now * 1000)
+        epoch = (wall // 1000) & 0xFFFFFFFF
+        rec = StationRecord(key.public, wall, True, meta, "", _EMPTY_HASH, epoch)
         self._set_record(sess, rec.signed(key))
         return sess.record  # type: ignore[return-value]
 
@@ -381,7 +391,7 @@ class Node:
         sess = self.sessions[tag_of(station_id)]
         assert sess.key is not None and sess.record is not None
         rec = sess.record
-        version = max(rec.version + 1, int(now * 1000))
+        version = max(rec.version + 1, int(now * 1000) + sess.wall_offset)
         rec = replace(
             rec, version=version, meta=meta or rec.meta, title=rec.title if title is None else title
         )
@@ -403,7 +413,9 @@ class Node:
             self._emit_chunk(sess, payload, start, now)
         self._seal(sess, now)
         rec = replace(
-            sess.record, on_air=False, version=max(sess.record.version + 1, int(now * 1000))
+            sess.record,
+            on_air=False,
+            version=max(sess.record.version + 1, int(now * 1000) + sess.wall_offset),
         )
         self._set_record(sess, rec.signed(sess.key))
         self._start_leave(sess, now)
@@ -607,12 +619,15 @@ class Node:
         sess = self.sessions.get(msg.station_id[:4])
         if sess is None or sess.station_id != msg.station_id or sess.is_source:
             return
+        asked = sess.asked.pop(addr, None)
+        if asked is None:
+            self.stats.unexpected += 1  # we did not ask (or it answered twice)
+            return
+        sess.answered[addr] = now
         in_tree = bool(msg.flags & wire.OFFER_IN_TREE)
         if msg.bitrate and not sess.bitrate_hint:
             sess.bitrate_hint = msg.bitrate
         self._learn(addr, msg.node_id, sess.tag if in_tree else None, now, msg.slots)
-        asked = sess.asked.pop(addr, None)
-        sess.answered[addr] = now
         rtt = now - asked if asked is not None else 1.0
         if in_tree and self.node_id not in msg.path:
             sess.candidates[addr] = Candidate(
@@ -672,7 +687,7 @@ class Node:
         wanted = addr == sess.attaching or (
             addr in sess.intents and (sess.parent is None or sess.parent_leaving)
         )
-        if addr == sess.parent:
+        if addr == sess.parent and (sess.started or addr != sess.attaching):
             return  # a repeated answer
         if not wanted or self.node_id in msg.path:
             # an answer we no longer want (or a loop): tell it so it frees the slot
@@ -684,7 +699,7 @@ class Node:
             return
         rehome = sess.started
         old = sess.parent
-        if old is not None:
+        if old is not None and old != addr:
             self._send(wire.Detach(sess.tag, self.node_id).encode(), old)
         if addr == sess.attaching:
             sess.rtt = max(0.001, now - sess.attach_sent)
@@ -705,7 +720,11 @@ class Node:
         sess.next_cstat = now
         sess.next_refresh = now + self.config.refresh_interval * (0.5 + self.rng.random())
         sess.next_reshuffle = now + self.config.refresh_interval * (1 + self.rng.random())
-        if not sess.started:
+        if sess.record is not None and msg.epoch != sess.record.epoch:
+            # the parent still relays the stream before a restart (it will hear of it soon):
+            # keep it as parent, start when it is on the new stream (we ask again)
+            sess.next_restart_attach = now + 0.5
+        elif not sess.started:
             sess.started = True
             sess.attached_at = now
             sess.low = sess.contig = sess.play_next = msg.start_seq
@@ -1003,7 +1022,10 @@ class Node:
                 self.stats.bad_records += 1
                 return
             sess.verifier = verifier
+            restarted = sess.record is not None and sess.record.epoch != rec.epoch
             self._set_record(sess, rec)
+            if restarted:
+                self._restart_stream(sess, now)
             return
         # a station we do not receive: the directory (verify only what is new)
         entry = self.directory.get(sid)
@@ -1053,7 +1075,7 @@ class Node:
 
     def _on_seal(self, msg: wire.Seal, addr: Addr | None, now: float) -> None:
         sess = self.sessions.get(msg.tag)
-        if sess is None or sess.is_source:
+        if sess is None or sess.is_source or not sess.started:
             return
         if msg.first_seq in sess.seals:
             return
@@ -1337,16 +1359,22 @@ class Node:
         self, sess: Session, addr: Addr, node_id: bytes, slots: int, from_seq: int, now: float
     ) -> None:
         child = sess.children.get(addr)
+        if child is not None and child.node_id != node_id:
+            del sess.children[addr]  # a new node at the old address (it restarted)
+            self._events.append(ChildLeft(sess.station_id, addr, child.node_id, "restart"))
+            child = None
         if child is None:
             child = Child(node_id, now, slots=slots)
             sess.children[addr] = child
             self._events.append(ChildJoined(sess.station_id, addr, node_id))
         child.last_heard = now
         child.slots = slots
+        child.leaving = False
         self._learn(addr, node_id, sess.tag, now, slots)
         start = self._start_seq(sess, from_seq)
         head = sess.head if sess.head >= 0 else wire.FRESH
-        ok = wire.AttachOk(sess.station_id, self.node_id, sess.depth, head, start, sess.path)
+        epoch = sess.record.epoch if sess.record is not None else 0
+        ok = wire.AttachOk(sess.station_id, self.node_id, sess.depth, head, start, sess.path, epoch)
         self._send(ok.encode(), addr)
         if sess.record_raw:
             self._send(wire.StationMsg(sess.record_raw).encode(), addr)
@@ -1389,6 +1417,23 @@ class Node:
                 budget -= 1
             if budget <= 0:
                 break
+
+    def _restart_stream(self, sess: Session, now: float) -> None:
+        """The broadcast restarted (new epoch): sequence numbers begin again. Forget the old
+        stream's chunks and seals and ask the parent for a fresh start (playback resumes)."""
+        sess.history.clear()
+        sess.hashes.clear()
+        sess.seal_of.clear()
+        sess.seals.clear()
+        sess.pending.clear()
+        sess.requested.clear()
+        sess.low = sess.contig = sess.play_next = 0
+        sess.head = sess.known_head = sess.settled_head = sess.settling_head = -1
+        sess.started = False
+        sess.playing = False
+        sess.waiting_since = None
+        if sess.parent is not None:
+            self._send_attach(sess, sess.parent, now)
 
     def _directory_put(self, rec: StationRecord, raw: bytes, now: float) -> None:
         sid = rec.station_id
@@ -1550,6 +1595,17 @@ class Node:
                 )
                 sess.nacked = 0
                 self._send(msg.encode(), sess.parent)
+        if (
+            not sess.started
+            and sess.parent is not None
+            and sess.attaching is None
+            and now >= sess.next_restart_attach
+        ):
+            sess.next_restart_attach = now + 0.5
+            self._send_attach(sess, sess.parent, now)  # after a restart: a fresh start
+        if sess.verifier is None and sess.parent is not None and now >= sess.next_station_req:
+            sess.next_station_req = now + 1.0  # the record got lost: ask again
+            self._send(wire.StationReq(sess.station_id).encode(), sess.parent)
         if sess.started and not sess.playing:
             self._play(sess, now)  # starts once the cushion is in (or its time is up)
         # playout: give up on chunks that did not come in time

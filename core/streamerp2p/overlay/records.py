@@ -106,6 +106,7 @@ class StationRecord:
     meta: StationMeta
     title: str
     headers_hash: bytes  # BLAKE2b-128 of codec headers for late joiners, zeros if none
+    epoch: int = 0  # changes when the broadcast restarts (sequence numbers start again)
     signature: bytes = b""
 
     @property
@@ -129,6 +130,7 @@ class StationRecord:
                 _text(self.title, MAX_TITLE),
                 struct.pack("!HIB", min(m.bitrate, 0xFFFF), m.sample_rate, min(m.channels, 255)),
                 self.headers_hash,
+                struct.pack("!I", self.epoch & 0xFFFFFFFF),
             ]
         )
 
@@ -150,6 +152,7 @@ class StationRecord:
         content_type, codec, title = r.text(64 * 4), r.text(32 * 4), r.text(MAX_TITLE * 4)
         bitrate, sample_rate, channels = r.u16(), r.u32(), r.u8()
         headers_hash = r.take(HASH_LEN)
+        epoch = r.u32()
         sig = r.take(SIG_LEN)
         meta = StationMeta(
             name=name,
@@ -163,7 +166,7 @@ class StationRecord:
             channels=channels,
             public=bool(flags & FLAG_PUBLIC),
         )
-        return cls(pub, version, bool(flags & FLAG_ON_AIR), meta, title, headers_hash, sig)
+        return cls(pub, version, bool(flags & FLAG_ON_AIR), meta, title, headers_hash, epoch, sig)
 
     def verify(self, verifier: Verifier | None = None) -> bool:
         v = verifier or Verifier(self.public_key)

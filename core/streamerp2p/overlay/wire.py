@@ -324,6 +324,7 @@ class AttachOk:
     head_seq: int
     start_seq: int  # first seq the parent will serve this child
     path: list[bytes]  # root .. parent
+    epoch: int = 0  # the stream epoch the parent relays (see the station record)
 
     TYPE = ATTACH_OK
 
@@ -337,6 +338,7 @@ class AttachOk:
                 _U32.pack(self.head_seq),
                 _U32.pack(self.start_seq),
                 _ids(self.path, MAX_PATH),
+                _U32.pack(self.epoch & 0xFFFFFFFF),
             ]
         )
 
@@ -574,7 +576,13 @@ def decode(data: bytes) -> Message:
         msg = Attach(r.take(STATION_ID_LEN), r.take(ID_LEN), r.u32(), r.u8(), r.u8())
     elif mtype == ATTACH_OK:
         msg = AttachOk(
-            r.take(STATION_ID_LEN), r.take(ID_LEN), r.u8(), r.u32(), r.u32(), r.ids(MAX_PATH)
+            r.take(STATION_ID_LEN),
+            r.take(ID_LEN),
+            r.u8(),
+            r.u32(),
+            r.u32(),
+            r.ids(MAX_PATH),
+            r.u32(),
         )
     elif mtype == ATTACH_NO:
         msg = AttachNo(r.take(STATION_ID_LEN), r.u8(), r.addrs(MAX_REFERRALS))
