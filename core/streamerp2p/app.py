@@ -139,6 +139,8 @@ class App:
         self.node.add_seeds(opts.seeds)
         self.runtime = UdpRuntime(self.node, opts.host, opts.port, on_event=self._on_event)
         self.http = HttpOutputServer(opts.http_host, opts.http_port) if opts.http else None
+        if self.http is not None:
+            self.http.directory = self.directory
         self.outputs: dict[bytes, StationOutput] = {}
         self.first_audio: dict[bytes, anyio.Event] = {}
         self.left = anyio.Event()
@@ -397,6 +399,39 @@ class App:
             fn(e)
 
     # ------------------------------------------------------------------ status
+
+    def directory(self) -> dict[str, Any]:
+        """The station directory as JSON-ready data (``streamer stations``, /api/stations)."""
+        now = self.now()
+        stations = []
+        for entry in self.node.stations(now):
+            rec = entry["record"]
+            m = rec.meta  # type: ignore[attr-defined]
+            sid = entry["station_id"]
+            stations.append(
+                {
+                    "station_id": encode_station_id(sid),  # type: ignore[arg-type]
+                    "name": m.name,
+                    "genre": m.genre,
+                    "description": m.description,
+                    "url": m.url,
+                    "codec": m.codec,
+                    "content_type": m.content_type,
+                    "bitrate": m.bitrate,
+                    "title": rec.title,  # type: ignore[attr-defined]
+                    "listeners": entry["listeners"],
+                    "online": entry["online"],
+                    "last_seen_s": round(now - float(entry["last_seen"]), 1),  # type: ignore[arg-type]
+                    "link": str(Link(sid, m.name, tuple(entry["hosts"]) or (self.advertised(),))),  # type: ignore[arg-type]
+                }
+            )
+        online = [s for s in stations if s["online"]]
+        listeners = sum(int(s["listeners"]) for s in online)  # type: ignore[call-overload]
+        return {
+            "stations": stations,
+            "status": f"{len(online)} stations, {listeners} listeners",
+            "hosts": len(self.node.hosts),
+        }
 
     def status(self) -> dict[str, Any]:
         n = self.node

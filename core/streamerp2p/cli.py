@@ -393,6 +393,85 @@ def demo_cmd(
     anyio.run(run_demo, ctx.obj, peers, duration, slots, http_port, _say)
 
 
+# ---------------------------------------------------------------------------------- stations
+
+
+def _print_directory(data: dict[str, Any], as_json: bool) -> None:
+    import json as _json
+
+    if as_json:
+        click.echo(_json.dumps(data, indent=1))
+        return
+    for s in data["stations"]:
+        state = (
+            f"{s['listeners']:>5} listening" if s["online"] else f"off air {s['last_seen_s']:.0f} s"
+        )
+        click.echo(
+            f"{state:>18}  {s['name'] or '(no name)'}  [{s['genre']}] {s['bitrate']} kbit/s "
+            f"{s['codec']}  {s['title']}".rstrip()
+        )
+        click.echo(f"{'':18}  {s['link']}")
+    click.echo(data["status"])
+
+
+@main.command("stations")
+@click.option("--json", "as_json", is_flag=True, help="Print the directory as JSON.")
+@click.option(
+    "--wait",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="With no node running here: gossip this long with a temporary node first.",
+)
+@node_options
+@click.pass_context
+def stations_cmd(
+    ctx: click.Context,
+    as_json: bool,
+    wait: float,
+    exit_after: float | None,
+    status_file: Path | None,
+    **node: Any,
+) -> None:
+    """The station directory ranked by listeners (offline stations after, by last seen)."""
+    import json as _json
+    import urllib.request
+
+    _, sdir, plugins, opts = _setup(ctx, **node)
+    # a node already running on this machine knows best
+    try:
+        url = f"http://{opts.http_host}:{opts.http_port}/api/stations"
+        with urllib.request.urlopen(url, timeout=2) as resp:  # loopback, our own node
+            _print_directory(_json.loads(resp.read()), as_json)
+            return
+    except (OSError, ValueError):
+        pass
+    opts.http = False
+    if node.get("port") is None:
+        opts.port = 0
+    if not opts.seeds:
+        raise click.ClickException("no node running here and no seeds: give --seed HOST:PORT")
+    app = App(opts, sdir, plugins)
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            try:
+                await app.start(tg)
+            except OSError as exc:
+                raise click.ClickException(f"cannot open a UDP port ({exc})") from exc
+            # ask every seed for stations at once, then let gossip run
+            app.node.explore(app.now())
+            app.runtime.poke()
+            await anyio.sleep(wait / 2)
+            app.node.explore(app.now())  # and the hosts the seeds told us about
+            app.runtime.poke()
+            await anyio.sleep(wait / 2)
+            _print_directory(app.directory(), as_json)
+            tg.cancel_scope.cancel()
+
+    _run(run)
+
+
 # ---------------------------------------------------------------------------------- sim
 
 

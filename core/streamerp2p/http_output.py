@@ -225,6 +225,7 @@ class HttpOutputServer:
         send_timeout: float = 30.0,
     ) -> None:
         self.host = host
+        self.directory: Callable[[], object] | None = None  # /api/stations (the node's)
         self.port = port
         self.metaint = metaint
         self.head_timeout = head_timeout
@@ -330,6 +331,10 @@ class HttpOutputServer:
 
         if path == "/":
             body = json.dumps(self._index(), indent=1).encode()
+            await self._simple(stream, b"200 OK", b"application/json", body, head_only)
+            return
+        if path == "/api/stations" and self.directory is not None:
+            body = json.dumps(self.directory(), indent=1).encode()
             await self._simple(stream, b"200 OK", b"application/json", body, head_only)
             return
         if path.startswith("/stream/"):

@@ -34,7 +34,10 @@ messages = st.one_of(
         ids,
         tags,
         addrs,
-        st.lists(st.builds(wire.HostEntry, ids, tags, addrs, u8), max_size=wire.MAX_HOSTS),
+        st.lists(
+            st.builds(wire.HostEntry, ids, tags, addrs, u8, st.integers(0, 65535)),
+            max_size=wire.MAX_HOSTS,
+        ),
     ),
     st.builds(wire.JoinReq, sids, u32, ids, u8, u8, u32),
     st.builds(

@@ -25,6 +25,7 @@ class HostRec:
     last_heard: float
     slots: int = 0
     asked: float | None = None  # when we sent it a request it has not answered yet
+    source: bool = False  # it broadcasts the station of its tag
 
 
 class HostList:

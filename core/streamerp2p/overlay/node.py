@@ -247,6 +247,7 @@ class Node:
         self._tx_free_at = 0.0
         self.directory: dict[bytes, DirEntry] = {}  # station id -> record, last seen alive
         self.tag_station: dict[bytes, bytes] = {}  # tag -> station id, for the directory
+        self.expired: dict[bytes, float] = {}  # station id -> until (no comeback by gossip)
         self._hello_count = 0
         self.seeds: list[Addr] = []
         self.observed: Addr | None = None  # our address as others see it
@@ -514,18 +515,29 @@ class Node:
                 h.asked = now
         self._req_id += 1
         self._hello_count += 1
-        flags = wire.HELLO_WANT_STATIONS if self._hello_count % 8 == 1 else 0
-        req = wire.HelloReq(self._req_id, self.node_id, self._my_tag(), flags, self._capacity())
+        # station info every 4th request; every other one while we are new (directory empty)
+        n = self._hello_count
+        want = n % 4 == 1 or (n % 2 == 1 and n < 120)
+        flags = wire.HELLO_WANT_STATIONS if want else 0
+        tag = self._my_tag()
+        sess = self.sessions.get(tag)
+        if sess is not None and sess.is_source:
+            flags |= wire.HELLO_SOURCE
+        req = wire.HelloReq(self._req_id, self.node_id, tag, flags, self._capacity())
         self._send(req.encode(), addr)
         # the directory: drop stations offline for too long
+        for sid in [s for s, until in self.expired.items() if until < now]:
+            del self.expired[sid]
         for sid in [
             s for s, e in self.directory.items() if now - e.last_alive > cfg.station_expiry
         ]:
+            self.expired[sid] = now + cfg.station_expiry  # gossip must not bring it back
             entry = self.directory.pop(sid)
             self.tag_station.pop(entry.record.station_id[:4], None)
 
     def _on_hello_req(self, msg: wire.HelloReq, addr: Addr, now: float) -> None:
-        self._learn(addr, msg.node_id, msg.tag, now, msg.slots)
+        rec = self._learn(addr, msg.node_id, msg.tag, now, msg.slots)
+        rec.source = bool(msg.flags & wire.HELLO_SOURCE)
         hosts: list[wire.HostEntry] = []
         seen = {addr}
         for _ in range(14):
@@ -537,20 +549,25 @@ class Node:
             seen.add(a)
             h = self.hosts.get(a)
             assert h is not None
-            hosts.append(wire.HostEntry(h.node_id, h.tag, a, h.slots))
+            age = int(now - h.last_heard)
+            if age < self.config.host_expiry:
+                hosts.append(wire.HostEntry(h.node_id, h.tag, a, h.slots, age))
         hello = wire.Hello(msg.req_id, self.node_id, self._my_tag(), addr, hosts)
         self._send(hello.encode(), addr)
         if msg.flags & wire.HELLO_WANT_STATIONS and self.directory:
-            entry = self.rng.choice(list(self.directory.values()))
-            self._send(wire.StationMsg(entry.raw).encode(), addr)
+            entries = list(self.directory.values())
+            for entry in self.rng.sample(entries, min(2, len(entries))):
+                self._send(wire.StationMsg(entry.raw).encode(), addr)
 
     def _on_hello(self, msg: wire.Hello, addr: Addr, now: float) -> None:
         self._learn(addr, msg.node_id, msg.tag, now)
         self.observed = msg.observed
-        hearsay = now - self.config.host_expiry / 2  # second-hand: expires sooner
         for h in msg.hosts:
             if h.node_id != self.node_id and h.addr not in self.hosts:
-                self.hosts.add(h.addr, HostRec(h.node_id, h.tag, hearsay, h.slots))
+                # second-hand: as old as the sender says, so dead hosts do not live on in gossip
+                heard = now - max(h.age, 0) - 1.0
+                if now - heard < self.config.host_expiry:
+                    self.hosts.add(h.addr, HostRec(h.node_id, h.tag, heard, h.slots))
 
     # ------------------------------------------------------------------ joining (child side)
 
@@ -1028,6 +1045,9 @@ class Node:
                 self._restart_stream(sess, now)
             return
         # a station we do not receive: the directory (verify only what is new)
+        if sid in self.expired and not self.hosts.tuned_count(sid[:4]):
+            return  # it expired here; only a host tuned to it brings it back
+        self.expired.pop(sid, None)
         entry = self.directory.get(sid)
         if entry is not None and (entry.raw == raw or rec.version <= entry.record.version):
             return
@@ -1262,20 +1282,41 @@ class Node:
                 return self._slots(sess)
         return self.config.slots
 
+    def explore(self, now: float) -> None:
+        """Ask every seed and a few random hosts for hosts and station records at once."""
+        targets = list(dict.fromkeys([*self.seeds, *(self.hosts.random() for _ in range(4))]))
+        for addr in targets:
+            if addr is None:
+                continue
+            self._req_id += 1
+            flags = wire.HELLO_WANT_STATIONS
+            req = wire.HelloReq(self._req_id, self.node_id, self._my_tag(), flags, self._capacity())
+            self._send(req.encode(), addr)
+
     def stations(self, now: float) -> list[dict[str, object]]:
         """The station directory, ranked by listeners; offline stations after, by last seen."""
         out = []
         for sid, e in self.directory.items():
             tag = sid[:4]
-            listeners = self.hosts.tuned_count(tag)
+            tuned = self.hosts.tuned(tag)
+            sources = 0
+            for a in tuned:
+                h = self.hosts.get(a)
+                if h is not None and h.source:
+                    sources += 1
+            listeners = len(tuned) - sources
             sess = self.sessions.get(tag)
-            if sess is not None and sess.in_tree:
+            if sess is not None and sess.in_tree and not sess.is_source:
                 listeners += 1
-            online = listeners > 0 and e.record.on_air
+            # on air while anyone (listener or its broadcaster) is known to carry it
+            online = (listeners > 0 or sources > 0 or (sess is not None and sess.is_source)) and (
+                e.record.on_air
+            )
             out.append(
                 {
                     "station_id": sid,
                     "record": e.record,
+                    "hosts": tuned[:4],
                     "listeners": listeners if online else 0,
                     "online": online,
                     "last_seen": e.last_alive,

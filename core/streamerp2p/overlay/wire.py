@@ -180,6 +180,7 @@ class HostEntry:
     tag: bytes  # station tag the host is tuned to, or 4 zero bytes
     addr: Addr
     slots: int = 0  # relay capacity it announced
+    age: int = 0  # seconds since the sender last heard from it directly
 
 
 @dataclass(slots=True)
@@ -220,6 +221,7 @@ class Hello:
         out.append(_U8.pack(len(hosts)))
         for h in hosts:
             out += [h.node_id, h.tag, _addr(h.addr), bytes([min(h.slots, 255)])]
+            out.append(_U16.pack(min(max(h.age, 0), 0xFFFF)))
         return b"".join(out)
 
 
@@ -249,6 +251,7 @@ class JoinReq:
 
 JOIN_ATTACH = 0x01
 HELLO_WANT_STATIONS = 0x01  # answer with a station record as well
+HELLO_SOURCE = 0x02  # the sender broadcasts the station of its tag (not a listener)
 
 
 OFFER_IN_TREE = 0x01
@@ -551,7 +554,9 @@ def decode(data: bytes) -> Message:
         n = r.u8()
         if n > MAX_HOSTS:
             raise WireError("too many hosts")
-        hosts = [HostEntry(r.take(ID_LEN), r.take(TAG_LEN), r.addr(), r.u8()) for _ in range(n)]
+        hosts = [
+            HostEntry(r.take(ID_LEN), r.take(TAG_LEN), r.addr(), r.u8(), r.u16()) for _ in range(n)
+        ]
         msg = Hello(req_id, nid, tag, observed, hosts)
     elif mtype == JOIN_REQ:
         msg = JoinReq(r.take(STATION_ID_LEN), r.u32(), r.take(ID_LEN), r.u8(), r.u8(), r.u32())
