@@ -120,6 +120,10 @@ async def test_titles_and_station_info_reach_the_player_through_the_tree(tmp_pat
         assert b"icy-name: Tree FM" in head and b"icy-genre: Tests" in head
         assert any("StreamTitle='Demo tone" in t for t in titles), titles
         assert leaf.node.stats.bad_datagrams >= 3
+        # the directory (streamer stations / /api/stations) knows the station and its audience
+        d = src.directory()
+        assert d["stations"][0]["name"] == "Tree FM" and d["stations"][0]["online"]
+        assert d["stations"][0]["listeners"] >= 1 and d["status"].startswith("1 stations")
         assert audio >= 6 * 16000
         await leaf.leave(3)
         await relay.leave(3)

@@ -1236,7 +1236,9 @@ class Node:
             sess.settled_at = now
         top = min(sess.known_head, sess.settled_head)
         limit = self.config.repair_batch
-        while seq <= top and len(missing) < limit:
+        top = min(top, seq + 4 * limit)  # a window past the first gap is enough per tick
+        n = 0
+        while seq <= top and n < limit:
             if seq not in hist:
                 p = pending.get(seq)
                 stale = p is None or now - p[1] > 2.0
@@ -1245,6 +1247,7 @@ class Node:
                     # back off: the parent's uplink may be congested, asking again makes it worse
                     req[seq] = (now + retry * (1 << min(tries, 4)), tries + 1)
                     missing.append(seq)
+                    n += 1
                     if tries:
                         sess.nacked += 1  # asked before and still missing: real loss
             seq += 1

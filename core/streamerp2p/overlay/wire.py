@@ -12,6 +12,7 @@ fixed header with :data:`DATA_HEADER` and forwards the datagram bytes unchanged.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import struct
 from dataclasses import dataclass, field
@@ -108,9 +109,9 @@ class _Reader:
     def addr(self) -> Addr:
         fam = self.u8()
         if fam == 4:
-            ip = str(ipaddress.IPv4Address(self.take(4)))
+            ip = _ip_text(self.take(4))
         elif fam == 6:
-            ip = str(ipaddress.IPv6Address(self.take(16)))
+            ip = _ip_text(self.take(16))
         else:
             raise WireError(f"bad address family {fam}")
         return (ip, self.u16())
@@ -141,6 +142,12 @@ class _Reader:
         return None
 
 
+@functools.lru_cache(maxsize=8192)
+def _ip_text(raw: bytes) -> str:
+    return str(ipaddress.ip_address(raw))
+
+
+@functools.lru_cache(maxsize=8192)
 def _addr(a: Addr) -> bytes:
     ip = ipaddress.ip_address(a[0])
     if ip.version == 4:
