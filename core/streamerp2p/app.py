@@ -54,6 +54,7 @@ class NodeOptions:
 
         ov = NodeConfig(
             slots=int(config.get("node.slots")),
+            upload_kbps=float(config.get("node.upload_kbps")),
             history_seconds=float(config.get("node.history_seconds")),
             cushion_seconds=float(config.get("node.cushion_seconds")),
             parent_timeout=float(config.get("node.parent_timeout")),

@@ -151,7 +151,15 @@ OPTIONS: dict[str, Option] = dict(
             "node.slots",
             "int",
             4,
-            "Maximum children per station this node feeds (later measured from the uplink).",
+            "Children per station this node feeds when its upload capacity is unknown.",
+            minimum=0,
+        ),
+        _opt(
+            "node.upload_kbps",
+            "float",
+            0.0,
+            "Upload capacity in kbit/s; when set, relay slots = capacity * 0.925 / bitrate "
+            "and repairs are paced to it (0 = unknown: use node.slots).",
             minimum=0,
         ),
         _opt(

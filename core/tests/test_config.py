@@ -21,6 +21,7 @@ EXPECTED_DEFAULTS: dict[str, Any] = {
     "node.host": "0.0.0.0",
     "node.seeds": [],
     "node.slots": 4,
+    "node.upload_kbps": 0.0,
     "node.history_seconds": 30.0,
     "node.cushion_seconds": 4.0,
     "node.parent_timeout": 1.0,
