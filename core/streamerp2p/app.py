@@ -145,6 +145,8 @@ class App:
         self.outputs: dict[bytes, StationOutput] = {}
         self.first_audio: dict[bytes, anyio.Event] = {}
         self.left = anyio.Event()
+        self.created = time.monotonic()
+        self.first_audio_at: dict[bytes, float] = {}  # seconds after start
         self.listeners: list[Callable[[ev.Event], None]] = []
         self._broadcasts: dict[str, bytes] = {}  # mount -> station id
         self._metas: dict[bytes, StationMeta] = {}
@@ -349,6 +351,7 @@ class App:
                 fa = self.first_audio[e.station_id]
                 if not fa.is_set():
                     fa.set()
+                    self.first_audio_at[e.station_id] = time.monotonic() - self.created
         elif isinstance(e, ev.StationUpdated):
             rec = e.record
             sid = rec.station_id
@@ -447,6 +450,7 @@ class App:
                     "children": [format_hostport(a) for a in s.children],
                     "head": s.head,
                     "played": s.play_next,
+                    "first_audio_s": self.first_audio_at.get(s.station_id),
                 }
             )
         return {

@@ -202,3 +202,171 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def run_swarm_bench(
+    *, peers: int, seconds: float, kill_share: float, as_json: bool, seed: int = 1
+) -> dict[str, Any]:
+    """Real node processes on loopback: a broadcaster of generated audio and ``peers`` listeners
+    (random slots 0-3); during the run a share of them crash (SIGKILL) or leave (SIGTERM) and
+    as many new ones join. Figures come from the nodes' own status files."""
+    import random as _random
+    import signal as _signal
+
+    rng = _random.Random(seed)
+    tmp = Path(tempfile.mkdtemp(prefix="streamer-swarm-"))
+    procs: dict[str, NodeProcess] = {}
+    spawned: dict[str, float] = {}
+    gone: set[str] = set()
+
+    def say(msg: str) -> None:
+        if not as_json:
+            print(msg, flush=True)
+
+    def spawn(name: str, link: Link) -> None:
+        slots = rng.choice([0, 1, 2, 3])
+        args = [
+            "--state-dir",
+            str(tmp / name),
+            "listen",
+            str(link),
+            "--port",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--http",
+            "127.0.0.1:0",
+            "--slots",
+            str(slots),
+            "--status-file",
+            str(tmp / f"{name}.json"),
+        ]
+        procs[name] = NodeProcess(args, name=name)
+        spawned[name] = time.monotonic()
+
+    wall0 = time.monotonic()
+    try:
+        src = NodeProcess(
+            [
+                "--state-dir",
+                str(tmp / "src"),
+                "broadcast",
+                "--tone",
+                "--name",
+                "swarm",
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--advertise",
+                "127.0.0.1",
+                "--slots",
+                "2",
+                "--http",
+                "127.0.0.1:0",
+                "--status-file",
+                str(tmp / "src.json"),
+            ],
+            name="broadcaster",
+        )
+        link = Link.parse(src.value("link:"))
+        for i in range(peers):
+            spawn(f"p{i}", link)
+            time.sleep(0.05)
+        _wait_status(tmp / "src.json", lambda s: True, 15)
+        time.sleep(min(8.0, seconds / 3))
+        say(f"{peers} listeners started; churn begins")
+        t_end = time.monotonic() + seconds
+        changes = max(1, int(peers * kill_share))
+        interval = seconds / (changes + 1)
+        n = peers
+        st_src0 = read_status(tmp / "src.json")
+        t_measure = time.monotonic()
+        while time.monotonic() < t_end:
+            time.sleep(min(interval, max(0.0, t_end - time.monotonic())))
+            if time.monotonic() >= t_end:
+                break
+            live = [k for k in procs if k not in gone]
+            victim = rng.choice(live)
+            if rng.random() < 0.5:
+                procs[victim].kill()
+            else:
+                procs[victim].signal(_signal.SIGTERM)
+            gone.add(victim)
+            spawn(f"p{n}", link)
+            n += 1
+        st_src1 = read_status(tmp / "src.json")
+        time.sleep(1.0)
+        figures = _swarm_figures(
+            tmp, procs, spawned, gone, st_src0, st_src1, time.monotonic() - t_measure
+        )
+        figures.update(
+            {
+                "peers": peers,
+                "peers_total": n,
+                "seconds": seconds,
+                "crashed_or_left": len(gone),
+                "wall_s": round(time.monotonic() - wall0, 1),
+            }
+        )
+        print(json.dumps(figures, indent=None if as_json else 2), flush=True)
+        return figures
+    finally:
+        for p in procs.values():
+            p.kill()
+        if "src" in locals():
+            src.stop()
+
+
+def _swarm_figures(
+    tmp: Path,
+    procs: dict[str, NodeProcess],
+    spawned: dict[str, float],
+    gone: set[str],
+    st0: dict[str, Any] | None,
+    st1: dict[str, Any] | None,
+    dt: float,
+) -> dict[str, Any]:
+    played = skipped = data_out = bytes_out = repairs = 0
+    startups: list[float] = []
+    depths: list[int] = []
+    never = 0
+    for name in procs:
+        st = read_status(tmp / f"{name}.json")
+        if st is None or not st["sessions"]:
+            never += name not in gone
+            continue
+        sess = st["sessions"][0]
+        if sess["first_audio_s"] is None:
+            never += name not in gone
+        else:
+            startups.append(sess["first_audio_s"])
+        s = st["stats"]
+        skipped += s["skipped_chunks"]
+        played += max(0, sess["played"])
+        data_out += s["data_bytes_out"]
+        bytes_out += s["bytes_out"]
+        repairs += s["repairs_requested"]
+        if name not in gone and sess["parent"]:
+            depths.append(sess["depth"])
+    startups.sort()
+    src_ratio = None
+    if st0 and st1:
+        src_ratio = round(
+            (st1["stats"]["bytes_out"] - st0["stats"]["bytes_out"]) * 8 / (128_000 * dt), 3
+        )
+    return {
+        "continuity": round(1 - skipped / max(1, played + skipped), 5),
+        "chunks_played": played,
+        "skipped_chunks": skipped,
+        "never_started": never,
+        "startup_p50_s": round(statistics.median(startups), 3) if startups else None,
+        "startup_p95_s": round(startups[max(0, round(0.95 * len(startups)) - 1)], 3)
+        if startups
+        else None,
+        "depth_mean": round(statistics.fmean(depths), 2) if depths else None,
+        "depth_max": max(depths) if depths else None,
+        "source_upload_ratio": src_ratio,
+        "control_overhead": round((bytes_out - data_out) / max(1, data_out), 4),
+        "repairs": repairs,
+    }

@@ -559,6 +559,25 @@ def bench_relay(children: int, seconds: float, tunes: int, as_json: bool) -> Non
     run_relay_bench(children=children, seconds=seconds, tunes=tunes, as_json=as_json)
 
 
+@bench_group.command("swarm")
+@click.option("--peers", type=int, default=30, show_default=True)
+@click.option("--seconds", type=float, default=60.0, show_default=True)
+@click.option(
+    "--churn",
+    type=float,
+    default=0.3,
+    show_default=True,
+    help="Share of the peers that crash or leave (and are replaced) during the run.",
+)
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
+def bench_swarm(peers: int, seconds: float, churn: float, seed: int, as_json: bool) -> None:
+    """Real node processes on loopback with a broadcaster of generated audio and churn."""
+    from .bench import run_swarm_bench
+
+    run_swarm_bench(peers=peers, seconds=seconds, kill_share=churn, as_json=as_json, seed=seed)
+
+
 def _register_admin() -> None:
     from .cli_admin import config_cmd, plugins_cmd
 
