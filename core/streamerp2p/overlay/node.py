@@ -46,7 +46,7 @@ class NodeConfig:
     slots: int = 4  # children per station when the upload capacity is unknown
     upload_kbps: float = 0.0  # measured/configured upload; > 0: slots = upload * headroom / bitrate
     slot_headroom: float = 0.925  # a slot costs bitrate / headroom (~1.08x: headers, seals)
-    max_slots: int = 32
+    max_slots: int = 64  # cap for slots derived from upload capacity
     history_seconds: float = 30.0
     cushion_seconds: float = 4.0
     parent_timeout: float = 1.0
@@ -1179,8 +1179,8 @@ class Node:
             sess.last_data_out = now
             if self._tx_rate:
                 self._tx_free_at = max(now, self._tx_free_at) + n * len(data) / self._tx_rate
-        if seq == sess.play_next:
-            self._play(sess, now)
+        if seq == sess.play_next or not sess.playing:
+            self._play(sess, now)  # (before playout starts: is the cushion in yet?)
         elif seq > sess.play_next and sess.waiting_since is None:
             sess.waiting_since = now
 
@@ -1276,8 +1276,8 @@ class Node:
         rec = sess.record
         bitrate = rec.meta.bitrate if rec is not None else sess.bitrate_hint
         if cfg.upload_kbps > 0 and bitrate > 0:
-            base = int(cfg.upload_kbps * cfg.slot_headroom / bitrate)
-        return max(0, min(base, cfg.max_slots) - sess.slot_penalty)
+            base = min(int(cfg.upload_kbps * cfg.slot_headroom / bitrate), cfg.max_slots)
+        return max(0, min(base, 255) - sess.slot_penalty)
 
     def _capacity(self) -> int:
         for sess in self.sessions.values():
