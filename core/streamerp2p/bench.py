@@ -28,6 +28,33 @@ from .plugins import load_plugins
 from .procs import NodeProcess, read_status
 
 
+def tone_broadcaster(
+    tmp: Path, name: str, *, slots: int, status: Path | None = None
+) -> NodeProcess:
+    """A broadcasting node process of generated audio on loopback (state in ``tmp/src``)."""
+    args = [
+        "--state-dir",
+        str(tmp / "src"),
+        "broadcast",
+        "--tone",
+        "--name",
+        name,
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--advertise",
+        "127.0.0.1",
+        "--slots",
+        str(slots),
+        "--http",
+        "127.0.0.1:0",
+    ]
+    if status is not None:
+        args += ["--status-file", str(status)]
+    return NodeProcess(args, name="broadcaster")
+
+
 def _wait_status(path: Path, cond: Any, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -65,27 +92,7 @@ def run_relay_bench(*, children: int, seconds: float, tunes: int, as_json: bool)
             print(msg, flush=True)
 
     try:
-        src = NodeProcess(
-            [
-                "--state-dir",
-                str(tmp / "src"),
-                "broadcast",
-                "--tone",
-                "--name",
-                "bench",
-                "--port",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--advertise",
-                "127.0.0.1",
-                "--slots",
-                "1",
-                "--http",
-                "127.0.0.1:0",
-            ],
-            name="broadcaster",
-        )
+        src = tone_broadcaster(tmp, "bench", slots=1)
         procs.append(src)
         link = Link.parse(src.value("link:"))
         status = tmp / "relay.json"
@@ -246,29 +253,7 @@ def run_swarm_bench(
 
     wall0 = time.monotonic()
     try:
-        src = NodeProcess(
-            [
-                "--state-dir",
-                str(tmp / "src"),
-                "broadcast",
-                "--tone",
-                "--name",
-                "swarm",
-                "--port",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--advertise",
-                "127.0.0.1",
-                "--slots",
-                "2",
-                "--http",
-                "127.0.0.1:0",
-                "--status-file",
-                str(tmp / "src.json"),
-            ],
-            name="broadcaster",
-        )
+        src = tone_broadcaster(tmp, "swarm", slots=2, status=tmp / "src.json")
         link = Link.parse(src.value("link:"))
         for i in range(peers):
             spawn(f"p{i}", link)
