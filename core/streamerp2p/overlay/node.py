@@ -515,9 +515,10 @@ class Node:
                 h.asked = now
         self._req_id += 1
         self._hello_count += 1
-        # station info every 4th request; every other one while we are new (directory empty)
+        # station info every 8th request (every 4 s; every other one in our first 10 s): the
+        # records are the largest gossip, and on a nearly full uplink every byte counts
         n = self._hello_count
-        want = n % 4 == 1 or (n % 2 == 1 and n < 120)
+        want = n % 8 == 1 or (n % 2 == 1 and n < 20)
         flags = wire.HELLO_WANT_STATIONS if want else 0
         tag = self._my_tag()
         sess = self.sessions.get(tag)
@@ -556,7 +557,7 @@ class Node:
         self._send(hello.encode(), addr)
         if msg.flags & wire.HELLO_WANT_STATIONS and self.directory:
             entries = list(self.directory.values())
-            for entry in self.rng.sample(entries, min(2, len(entries))):
+            for entry in self.rng.sample(entries, min(1, len(entries))):
                 self._send(wire.StationMsg(entry.raw).encode(), addr)
 
     def _on_hello(self, msg: wire.Hello, addr: Addr, now: float) -> None:
@@ -1194,6 +1195,8 @@ class Node:
             # playout starts with a full cushion (a stream that just began has less history
             # than that: wait for it), so later delays up to the cushion are never heard
             if d is None:
+                if sess.waiting_since is None and sess.head >= seq:
+                    sess.waiting_since = now  # the first chunk is missing: skip it in time
                 return
             last = hist.get(sess.contig - 1)
             span = (
