@@ -43,12 +43,12 @@ def test_sim_prints_figures_and_plots(tmp_path: Path) -> None:
     ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    figures = json.loads(result.output.strip().splitlines()[0])
+    figures = json.loads(result.stdout.strip().splitlines()[0])
     assert set(figures) >= KEYS
     assert figures["peers"] == 12 and figures["never_started"] == 0
     assert set(figures["depth_mean_by_class"]) == {"fast", "medium", "modem"}
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # deterministic: the same seed gives the same figures (but the wall time)
-    again = json.loads(CliRunner().invoke(main, args[:-2]).output.strip().splitlines()[0])
+    again = json.loads(CliRunner().invoke(main, args[:-2]).stdout.strip().splitlines()[0])
     figures.pop("wall_s"), again.pop("wall_s")
     assert again == figures

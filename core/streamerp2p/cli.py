@@ -527,6 +527,7 @@ def sim_cmd(
         bitrate_kbps=bitrate,
         warmup_seconds=min(warmup, minutes * 60 / 2),
         reshuffle=not no_reshuffle,
+        progress=True,  # on stderr: stdout keeps the figures
     )
     result = run_sim(params)
     click.echo(_json.dumps(result.figures, indent=None if as_json else 2))

@@ -17,6 +17,7 @@ import bisect
 import math
 import random
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,7 @@ class SimParams:
     source_upload: float = 1.5  # multiples of the bitrate (one child, some spare for repairs)
     source_slots: int = 1
     reshuffle: bool = True
+    progress: bool = False  # a line on stderr every simulated minute (long runs)
 
 
 @dataclass
@@ -221,6 +223,14 @@ class Swarm:
                 src_bytes0 = self.sim.peers[self.src].node.stats.bytes_out
                 self.bytes_by_type = {}
             self.sim.run_until(t)
+            if p.progress and int(t) % 60 == 0 and int(t - step) % 60 != 0:
+                live = sum(1 for s in self.stats.values() if s.left is None)
+                print(
+                    f"sim: {t / 60:.0f} of {p.minutes:g} min, {live} peers, "
+                    f"{time.perf_counter() - wall0:.0f} s wall",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if t >= next_sample:
                 next_sample += getattr(self, "timeline_step", 10.0)
                 self.timeline.append(self._sample(t))
