@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import struct
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
-import av
 import pytest
 from anyio.abc import SocketStream
 from streamerp2p import __version__
@@ -24,6 +21,7 @@ from streamerp2p.http_output import (
 )
 from streamerp2p.output import StationOutput
 from streamerp2p.testing import require_tool
+from streamerp2p.tone import ToneSource
 from streamerp2p.types import StationMeta
 
 pytestmark = pytest.mark.anyio
@@ -51,37 +49,12 @@ def need_tool(name: str) -> str:
     return require_tool(name)
 
 
-def make_mp3_frames(seconds: float = 3.0, rate: int = 44100) -> list[bytes]:
-    """MP3 frames (one per packet, header included) of a 440 Hz tone, via PyAV/libmp3lame.
+def make_mp3_frames(seconds: float = 3.0) -> list[bytes]:
+    """MP3 frames (one per packet, header included) of the project's generated tone.
 
     Their concatenation is a valid mp3 file without ID3 tag or Xing header.
     """
-    buf = io.BytesIO()
-    frames: list[bytes] = []
-    with av.open(buf, "w", format="mp3", options={"id3v2_version": "0", "write_xing": "0"}) as out:
-        stream = out.add_stream("libmp3lame", rate=rate, layout="stereo")
-        stream.bit_rate = 128000
-        n, pts, total = 1152, 0, int(seconds * rate)
-        while pts < total:
-            pcm = b"".join(
-                struct.pack("<hh", v, v)
-                for v in (
-                    int(8000 * math.sin(2 * math.pi * 440 * (pts + i) / rate)) for i in range(n)
-                )
-            )
-            frame = av.AudioFrame(format="s16", layout="stereo", samples=n)
-            frame.planes[0].update(pcm)
-            frame.sample_rate = rate
-            frame.pts = pts
-            pts += n
-            for packet in stream.encode(frame):
-                frames.append(bytes(packet))
-                out.mux(packet)
-        for packet in stream.encode(None):
-            frames.append(bytes(packet))
-            out.mux(packet)
-    assert buf.getvalue() == b"".join(frames)
-    return frames
+    return list(ToneSource().frames(round(seconds * 44100 / 1152)))
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import base64
-import io
-import math
 import os
 import shutil
-import struct
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-import av
 import pytest
 from anyio.abc import SocketStream
+from streamerp2p.tone import ToneSource
 from streamerp2p.types import IngestContext, SourceConnection, SourceInfo
 from streamerp2p_icecast import plugin
 from streamerp2p_icecast.server import METADATA_OK, IcecastServer, source_info_from_headers
@@ -43,28 +40,9 @@ def need_tool(name: str) -> str:
     return path
 
 
-def make_mp3(seconds: float = 1.5, rate: int = 44100) -> bytes:
-    """A small CBR mp3 (440 Hz tone) without ID3 or Xing header, made with PyAV/libmp3lame."""
-    buf = io.BytesIO()
-    with av.open(buf, "w", format="mp3", options={"id3v2_version": "0", "write_xing": "0"}) as out:
-        stream = out.add_stream("libmp3lame", rate=rate, layout="stereo")
-        stream.bit_rate = 128000
-        n, pts, total = 1152, 0, int(seconds * rate)
-        while pts < total:
-            pcm = b"".join(
-                struct.pack("<hh", v, v)
-                for v in (
-                    int(8000 * math.sin(2 * math.pi * 440 * (pts + i) / rate)) for i in range(n)
-                )
-            )
-            frame = av.AudioFrame(format="s16", layout="stereo", samples=n)
-            frame.planes[0].update(pcm)
-            frame.sample_rate = rate
-            frame.pts = pts
-            pts += n
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode(None))
-    return buf.getvalue()
+def make_mp3(seconds: float = 1.5) -> bytes:
+    """A small CBR mp3 (the project's generated tone) without ID3 or Xing header."""
+    return b"".join(ToneSource().frames(round(seconds * 44100 / 1152)))
 
 
 @pytest.fixture(scope="module")
