@@ -1340,15 +1340,6 @@ class Node:
         msg = wire.Attach(sess.station_id, self.node_id, from_seq, self._slots(sess), flags)
         self._send(msg.encode(), addr)
 
-    def _spare(self, sess: Session) -> float:
-        """Share of our upload not needed by the live streams we relay (1.0 if unknown)."""
-        rec = sess.record
-        bitrate = rec.meta.bitrate if rec is not None else sess.bitrate_hint
-        if not self._tx_rate or not bitrate:
-            return 1.0
-        load = len(sess.children) * bitrate / self.config.slot_headroom
-        return max(0.0, 1.0 - load / self.config.upload_kbps)
-
     def _can_overlap(self, sess: Session) -> bool:
         """Can our uplink carry one stream more while a displaced child moves away?"""
         cfg = self.config
@@ -1387,20 +1378,26 @@ class Node:
                 # can carry both for a moment it is fed here until it has re-homed; otherwise
                 # it goes at once and its cushion covers the move (repaired from the new parent)
                 if self._can_overlap(sess):
-                    wchild.leaving = True
-                    wchild.since = self._now
-                    grace = int(self.config.redirect_grace * 1000)
+                    self._redirect(sess, waddr, wchild, [addr], self.config.redirect_grace)
                 elif not flags & wire.ATTACH_GENTLE and self.config.hard_preempt:
                     del sess.children[waddr]
                     self._events.append(
                         ChildLeft(sess.station_id, waddr, wchild.node_id, "redirect")
                     )
-                    grace = 0
+                    self._send(wire.Leave(sess.tag, 0, [addr]).encode(), waddr)
                 else:
                     return False
-                self._send(wire.Leave(sess.tag, grace, [addr]).encode(), waddr)
                 return True
         return False
+
+    def _redirect(
+        self, sess: Session, addr: Addr, child: Child, refs: list[Addr], grace: float
+    ) -> None:
+        """Move a child elsewhere: it is fed here for ``grace`` seconds while it re-homes."""
+        child.leaving = True
+        child.since = self._now
+        leave = wire.Leave(sess.tag, int(grace * 1000), refs[: wire.MAX_REFERRALS])
+        self._send(leave.encode(), addr)
 
     def _accept_child(
         self, sess: Session, addr: Addr, node_id: bytes, slots: int, from_seq: int, now: float
@@ -1534,13 +1531,10 @@ class Node:
             weak = self._weakest(sess)
             if weak is not None and sess.active_children() > self._slots(sess):
                 waddr, wchild = weak
-                wchild.leaving = True
-                wchild.since = self._now
-                refs = [a for a in self._referrals(sess, waddr)]
+                refs = self._referrals(sess, waddr)
                 if sess.parent is not None:
                     refs = [sess.parent, *refs]
-                grace = int(self.config.leave_grace * 1000)
-                self._send(wire.Leave(sess.tag, grace, refs[: wire.MAX_REFERRALS]).encode(), waddr)
+                self._redirect(sess, waddr, wchild, refs, self.config.leave_grace)
 
     def _helpers(self, sess: Session, now: float) -> list[Addr]:
         """Up to two fresh in-tree candidates other than the parent (not our descendants)."""
