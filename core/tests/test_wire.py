@@ -54,6 +54,7 @@ messages = st.one_of(
         st.lists(addrs, max_size=wire.MAX_REFERRALS),
         u8,
         st.integers(0, 65535),
+        u8,
     ),
     st.builds(wire.Attach, sids, ids, u32, u8, u8),
     st.builds(wire.AttachOk, sids, ids, u8, u32, u32, st.lists(ids, max_size=wire.MAX_PATH), u32),
@@ -70,7 +71,9 @@ messages = st.one_of(
         tags,
         st.lists(st.tuples(u32, st.integers(0, 65535)), max_size=wire.MAX_NACK_RANGES),
     ),
-    st.builds(wire.PStat, tags, u8, u32, st.lists(ids, max_size=wire.MAX_PATH), st.none() | addrs),
+    st.builds(
+        wire.PStat, tags, u8, u32, st.lists(ids, max_size=wire.MAX_PATH), st.none() | addrs, u8
+    ),
     st.builds(wire.CStat, tags, ids, u8, u8, u32, u8),
     st.builds(
         wire.Leave, tags, st.integers(0, 65535), st.lists(addrs, max_size=wire.MAX_REFERRALS)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import struct
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -77,6 +78,16 @@ class NodeConfig:
     reserve_last_slot: bool = True  # the last free slot only for a child that can relay
     hard_preempt: bool = True  # a joiner may displace a child at once (its cushion covers it)
     repair_batch: int = 64
+    bulk_backlog: float = 0.05  # repairs and cushions go out only while the uplink queue is shorter
+    bulk_expiry: float = 2.0  # ... and are dropped if they waited longer (the requester asks again)
+    max_bulk: int = 512  # datagrams waiting behind live data
+    push_chunks: int = 4  # a new child's first chunks are pushed at once; it fetches the rest
+    start_ahead: float = 0.3  # ... and once this much audio is in hand (the first chunks in
+    # flight are not yet exposed to loss)
+    late_drop: float = 0.5  # a chunk this late at its playout time is dropped (keeps the delay)
+    reanchor: float = 5.0  # nothing on time this long: restart the playout clock (more delay)
+    seal_wait: float = 1.0  # chunks without their seal this long: ask for the seal alone
+    max_helpers: int = 3  # peers with spare upload asked for repairs besides the parent
 
 
 @dataclass(slots=True)
@@ -97,6 +108,7 @@ class Stats:
     repairs_served: int = 0
     skipped_chunks: int = 0
     rehomes: int = 0
+    bulk_dropped: int = 0  # repairs that waited too long behind live data
 
 
 @dataclass(slots=True)
@@ -120,6 +132,7 @@ class Candidate:
     heard: float
     rtt: float
     weakest: int = 255
+    spare: int = 0  # spare upload in 1/16 of the bitrate (from its offer)
 
 
 @dataclass(slots=True)
@@ -172,6 +185,9 @@ class Session:
     round_asks: int = 0  # JOIN_REQs sent in this round (referrals included), capped
     next_refresh: float = 0.0
     rtt: float = 0.1
+    parent_spare: int = 4  # the parent's spare upload (1/16 bitrate), from PSTAT
+    repair_top: int = -1  # highest seq the last repair scan looked at
+    repair_due: float = 0.0  # the next time a missing chunk may be asked for again
     # data
     history: dict[int, bytes] = field(default_factory=dict)
     low: int = 0  # oldest seq kept / wanted
@@ -193,7 +209,10 @@ class Session:
     playing: bool = False  # playout started (with a full cushion)
     attached_at: float = 0.0
     play_next: int = 0
-    waiting_since: float | None = None
+    waiting_since: float | None = None  # before playout starts: the first chunk is missing
+    play_t0: float = 0.0  # playout clock: chunk ts plays at play_t0 + (ts - play_ts0) / 1000
+    play_ts0: int = 0
+    late_since: float | None = None  # dropping chunks that came too late since then
     # status timers
     next_pstat: float = 0.0
     next_cstat: float = 0.0
@@ -245,6 +264,8 @@ class Node:
         self.hosts = HostList(self.config.max_hosts, self.rng)
         self._tx_rate = self.config.upload_kbps * 125.0  # bytes/s, 0 = unknown
         self._tx_free_at = 0.0
+        self._bulk: deque[tuple[bytes, Addr, float]] = deque()  # repairs: after live data
+        self._bulk_bytes = 0
         self.directory: dict[bytes, DirEntry] = {}  # station id -> record, last seen alive
         self.tag_station: dict[bytes, bytes] = {}  # tag -> station id, for the directory
         self.expired: dict[bytes, float] = {}  # station id -> until (no comeback by gossip)
@@ -314,6 +335,8 @@ class Node:
             st.bad_datagrams += 1
             return
         self._handlers[type(msg)](msg, addr, now)  # type: ignore[operator]
+        if self._bulk:
+            self._pump_bulk(now)
 
     def handle_timer(self, now: float) -> None:
         self._now = now
@@ -334,6 +357,8 @@ class Node:
             self._leaving = False
             self._events.append(LeaveComplete())
         self._next_tick = now + (cfg.fast_tick if urgent else cfg.tick)
+        if self._bulk:
+            self._pump_bulk(now)
 
     # ------------------------------------------------------------------ commands
 
@@ -439,6 +464,50 @@ class Node:
         self.stats.bytes_out += len(data)
         if self._tx_rate:
             self._tx_free_at = max(self._now, self._tx_free_at) + len(data) / self._tx_rate
+
+    def _send_bulk(self, data: bytes, addr: Addr) -> None:
+        """Queue a repair or cushion datagram: it goes out only while the uplink is idle enough,
+        so live data (what every child needs next) never waits behind it."""
+        if not self._tx_rate:
+            self._send(data, addr)
+            return
+        self._bulk.append((data, addr, self._now))
+        self._bulk_bytes += len(data)
+        if len(self._bulk) > self.config.max_bulk:
+            old = self._bulk.popleft()
+            self._bulk_bytes -= len(old[0])
+            self.stats.bulk_dropped += 1
+
+    def _pump_bulk(self, now: float) -> None:
+        cfg = self.config
+        bulk = self._bulk
+        limit = now + cfg.bulk_backlog
+        while bulk and self._tx_free_at < limit:
+            data, addr, t = bulk.popleft()
+            self._bulk_bytes -= len(data)
+            if now - t > cfg.bulk_expiry:
+                self.stats.bulk_dropped += 1
+                continue
+            self._send(data, addr)
+        if bulk:  # (never now again: the timer would spin on the same instant)
+            wake = max(now + 0.002, self._tx_free_at - cfg.bulk_backlog)
+            self._next_tick = min(self._next_tick, wake)
+
+    def _bitrate(self, sess: Session) -> int:
+        rec = sess.record
+        return rec.meta.bitrate if rec is not None else sess.bitrate_hint
+
+    def _spare16(self, sess: Session) -> int:
+        """Spare upload for repairs and cushions, in 1/16 of the stream's bitrate (255: plenty
+        or unknown). Live data to every child (leaving ones too) comes first."""
+        bitrate = self._bitrate(sess)
+        if not self._tx_rate or not bitrate:
+            return 255
+        cfg = self.config
+        used = len(sess.children) * bitrate / cfg.slot_headroom
+        queued = self._bulk_bytes * 8 / 1000 / cfg.bulk_expiry  # kbit/s already promised
+        spare = cfg.upload_kbps * 0.97 - used - queued
+        return max(0, min(254, int(16 * spare / bitrate)))
 
     def backlog(self) -> float:
         """Seconds of data queued in our uplink, estimated from the known upload capacity."""
@@ -649,7 +718,7 @@ class Node:
         rtt = now - asked if asked is not None else 1.0
         if in_tree and self.node_id not in msg.path:
             sess.candidates[addr] = Candidate(
-                addr, msg.node_id, msg.free, msg.depth, msg.path, now, rtt, msg.weakest
+                addr, msg.node_id, msg.free, msg.depth, msg.path, now, rtt, msg.weakest, msg.spare
             )
             mine = self._slots(sess)
             usable = msg.free > 0 or (mine > 0 and msg.weakest < mine)
@@ -749,17 +818,25 @@ class Node:
             sess.head = msg.start_seq - 1
         if msg.head_seq != wire.FRESH and msg.head_seq >= sess.known_head:
             sess.known_head = msg.head_seq
-        # the parent pushes start..head at once: do not ask for those before they can arrive
+        # the parent pushes the first chunks at once; the rest (cushion or gap, up to its
+        # head) we fetch now, from it and from peers with spare upload
+        sess.parent_spare = 4
+        sess.repair_top = -1
+        sess.repair_due = 0.0
         if msg.head_seq != wire.FRESH:
-            top = min(msg.head_seq, msg.start_seq + self.config.repair_batch - 1)
+            top = min(msg.head_seq, msg.start_seq + self.config.push_chunks - 1)
             for seq in range(max(msg.start_seq, sess.contig), top + 1):
                 if seq not in sess.history:
                     sess.requested[seq] = (now + max(0.3, 3 * sess.rtt), 0)
+            sess.settled_head = sess.settling_head = max(sess.settled_head, msg.head_seq)
+            sess.settled_at = now
         if rehome:
             self.stats.rehomes += 1
         self._send_pstat(sess, now)
         self._learn(addr, msg.node_id, sess.tag, now)
         self._events.append(Tuned(sess.station_id, addr, msg.node_id, sess.depth, rehome))
+        if sess.started:
+            self._request_repairs(sess, now)
 
     def _on_attach_no(self, msg: wire.AttachNo, addr: Addr, now: float) -> None:
         sess = self.sessions.get(msg.station_id[:4])
@@ -822,6 +899,7 @@ class Node:
                 self._referrals(sess, addr),
                 weakest,
                 sess.record.meta.bitrate if sess.record is not None else 0,
+                self._spare16(sess),
             )
         else:
             refs = self.hosts.tuned(msg.station_id[:4])
@@ -933,6 +1011,7 @@ class Node:
         sess.depth = msg.depth + 1
         sess.path = path
         sess.backup = msg.backup
+        sess.parent_spare = msg.spare
         if msg.head_seq != wire.FRESH and msg.head_seq > sess.known_head:
             sess.known_head = msg.head_seq
         if changed:
@@ -944,7 +1023,8 @@ class Node:
         sess.next_pstat = now + self.config.status_interval
         sess.last_data_out = now
         head = sess.head if sess.head >= 0 else wire.FRESH
-        raw = wire.PStat(sess.tag, sess.depth, head, sess.path, sess.parent).encode()
+        pstat = wire.PStat(sess.tag, sess.depth, head, sess.path, sess.parent, self._spare16(sess))
+        raw = pstat.encode()
         for caddr in sess.children:
             self._send(raw, caddr)
 
@@ -1182,82 +1262,161 @@ class Node:
                 self._tx_free_at = max(now, self._tx_free_at) + n * len(data) / self._tx_rate
         if seq == sess.play_next or not sess.playing:
             self._play(sess, now)  # (before playout starts: is the cushion in yet?)
-        elif seq > sess.play_next and sess.waiting_since is None:
-            sess.waiting_since = now
 
     def _play(self, sess: Session, now: float) -> None:
+        """Emit in-order audio. Playout runs on a clock set by its first chunk (a constant
+        delay behind the broadcaster, as a player hears it): a chunk too late for its time is
+        dropped, and a gap is skipped when the audio after it is due (see _tick_child)."""
         hist = sess.history
         seq = sess.play_next
         ev = self._events
         sid = sess.station_id
+        cfg = self.config
         d = hist.get(seq)
         if not sess.playing:
-            # playout starts with a full cushion (a stream that just began has less history
-            # than that: wait for it), so later delays up to the cushion are never heard
             if d is None:
                 if sess.waiting_since is None and sess.head >= seq:
                     sess.waiting_since = now  # the first chunk is missing: skip it in time
                 return
+            # the playout delay: start at once when the first chunk is a cushion behind the
+            # newest one (the usual case: the rest of the cushion is fetched while we play);
+            # a stream that just began has less history: wait until it has
+            ts_d = _SEQ_TS.unpack_from(d, 8)[1]
+            behind = ((sess.head_ts - ts_d) & 0xFFFFFFFF) / 1000
             last = hist.get(sess.contig - 1)
-            span = (
-                0
+            ahead = (
+                0.0
                 if last is None
-                else (_SEQ_TS.unpack_from(last, 8)[1] - _SEQ_TS.unpack_from(d, 8)[1]) & 0xFFFFFFFF
+                else ((_SEQ_TS.unpack_from(last, 8)[1] - ts_d) & 0xFFFFFFFF) / 1000
             )
-            cushion = self.config.cushion_seconds
-            if span < cushion * 900 and now - sess.attached_at < cushion:
+            ready = behind >= 0.9 * cfg.cushion_seconds and ahead >= cfg.start_ahead
+            if not ready and now - sess.attached_at < cfg.cushion_seconds:
                 return
             sess.playing = True
+            sess.waiting_since = None
+            sess.play_t0 = now
+            sess.play_ts0 = _SEQ_TS.unpack_from(d, 8)[1]
+        if sess.is_source:  # our own stream: never late
+            while d is not None:
+                ts = _SEQ_TS.unpack_from(d, 8)[1]
+                ev.append(AudioData(sid, seq, d[wire.DATA_HEADER_LEN :], bool(d[16] & 1), ts))
+                seq += 1
+                d = hist.get(seq)
+            sess.play_next = seq
+            return
+        dropping = False
+        dropped = 0
+        first_dropped = seq
         while d is not None:
-            payload = d[wire.DATA_HEADER_LEN :]
             ts = _SEQ_TS.unpack_from(d, 8)[1]
-            ev.append(AudioData(sid, seq, payload, bool(d[16] & wire.DATA_FRAME_START), ts))
+            start = bool(d[16] & wire.DATA_FRAME_START)
+            late = now - sess.play_t0 - ((ts - sess.play_ts0) & 0xFFFFFFFF) / 1000
+            if start:
+                if late <= cfg.late_drop:
+                    dropping = False
+                    sess.late_since = None
+                elif sess.late_since is not None and now - sess.late_since > cfg.reanchor:
+                    # the stream as a whole comes later than our delay: take a longer one
+                    sess.play_t0 = now
+                    sess.play_ts0 = ts
+                    sess.late_since = None
+                    dropping = False
+                else:
+                    dropping = True
+                    if sess.late_since is None:
+                        sess.late_since = now
+            if dropping:
+                if not dropped:
+                    first_dropped = seq
+                dropped += 1
+            else:
+                ev.append(AudioData(sid, seq, d[wire.DATA_HEADER_LEN :], start, ts))
             seq += 1
             d = hist.get(seq)
+        if dropped:
+            ev.append(Skipped(sid, first_dropped, dropped))
+            self.stats.skipped_chunks += dropped
         sess.play_next = seq
-        sess.waiting_since = now if sess.head >= seq else None
+
+    def _skip_due(self, sess: Session, now: float) -> None:
+        """The chunk to play next is missing: skip it once the audio after it is due."""
+        hist = sess.history
+        seq = sess.play_next + 1
+        while seq <= sess.head:
+            d = hist.get(seq)
+            if d is not None and d[16] & wire.DATA_FRAME_START:
+                ts = _SEQ_TS.unpack_from(d, 8)[1]
+                due = sess.play_t0 + ((ts - sess.play_ts0) & 0xFFFFFFFF) / 1000
+                if now >= due - self.config.fast_tick:
+                    self._skip(sess, now)
+                return
+            seq += 1
 
     def _request_repairs(self, sess: Session, now: float) -> None:
-        """NACK missing chunks: the first block to the parent, later blocks to helpers.
+        """NACK missing chunks, spread over the parent and helpers by their spare upload.
 
-        Helpers are fresh in-tree candidates (they hold the same history); spreading the
-        requests uses their spare upload, so a new listener's cushion or a re-homed node's
-        gap arrives quickly even when the parent's uplink is nearly full.
+        Helpers are fresh in-tree candidates (they hold the same history) that said they have
+        spare upload; a full parent serves repairs only from what its uplink has left, so a
+        new listener's cushion or a re-homed node's gap comes mostly from them.
         """
         if sess.parent is None:
             return
-        retry = max(0.3, 3 * sess.rtt)
-        hist = sess.history
-        pending = sess.pending
-        req = sess.requested
-        missing: list[int] = []
-        seq = max(sess.contig, sess.low)
         # only below the head we knew a moment ago: later chunks may still be in flight
         # (a parent sends a seal's chunks right after it, serialised on its uplink)
         if now - sess.settled_at >= 0.15:
             sess.settled_head, sess.settling_head = sess.settling_head, sess.known_head
             sess.settled_at = now
-        top = min(sess.known_head, sess.settled_head)
+        seq = max(sess.contig, sess.low)
         limit = self.config.repair_batch
-        top = min(top, seq + 4 * limit)  # a window past the first gap is enough per tick
+        top = min(sess.known_head, sess.settled_head, seq + 4 * limit)
+        if top <= sess.repair_top and now < sess.repair_due:
+            return  # nothing new below the head and no retry due: skip the scan
+        retry = max(0.3, 3 * sess.rtt)
+        hist = sess.history
+        pending = sess.pending
+        req = sess.requested
+        missing: list[int] = []
+        no_seal: list[int] = []
+        next_due = now + 1.0
+        seal_wait = self.config.seal_wait
         n = 0
-        while seq <= top and n < limit:
+        while seq <= top:
             if seq not in hist:
                 p = pending.get(seq)
-                stale = p is None or now - p[1] > 2.0
                 due, tries = req.get(seq, (0.0, 0))
-                if stale and now >= due:
-                    # back off: the parent's uplink may be congested, asking again makes it worse
+                if p is not None:
+                    # held but unverified: its seal comes after the batch; then ask for it alone
+                    if now - p[1] <= seal_wait:
+                        next_due = min(next_due, p[1] + seal_wait)
+                    elif now < due:
+                        next_due = min(next_due, due)
+                    else:
+                        req[seq] = (now + retry * (1 << min(tries, 4)), tries + 1)
+                        if not no_seal or seq - no_seal[-1] >= wire.MAX_SEAL_COUNT:
+                            no_seal.append(seq)
+                        next_due = min(next_due, req[seq][0])
+                elif now < due:
+                    next_due = min(next_due, due)
+                elif n >= limit:
+                    next_due = now  # more next tick
+                    break
+                else:
+                    # back off: the peer's uplink may be congested, asking again makes it worse
                     req[seq] = (now + retry * (1 << min(tries, 4)), tries + 1)
                     missing.append(seq)
                     n += 1
                     if tries:
                         sess.nacked += 1  # asked before and still missing: real loss
             seq += 1
+        sess.repair_top = top
+        sess.repair_due = next_due
+        if no_seal:
+            self._send(wire.Nack(sess.tag, [(s, 0) for s in no_seal]).encode(), sess.parent)
         if not missing:
             return
         self.stats.repairs_requested += len(missing)
-        targets = [sess.parent, *self._helpers(sess, now)]
+        targets = [(sess.parent, max(1, sess.parent_spare)), *self._helpers(sess, now)]
+        assigned = [0] * len(targets)
         block = 8
         for i in range(0, len(missing), block):
             part = missing[i : i + block]
@@ -1267,10 +1426,13 @@ class Node:
                     ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
                 else:
                     ranges.append((s, 1))
-            # retries go to a different target than the first attempt
+            # most to whoever has most spare upload; a retry goes to the parent (it surely
+            # holds them), then to the others in turn
             tries = req[part[0]][1]
-            dest = targets[(i // block + tries - 1) % len(targets)]
-            self._send(wire.Nack(sess.tag, ranges).encode(), dest)
+            order = sorted(range(len(targets)), key=lambda k: -targets[k][1] / (1 + assigned[k]))
+            k = order[0] if tries == 1 else (0 if tries == 2 else order[tries % len(order)])
+            assigned[k] += 1
+            self._send(wire.Nack(sess.tag, ranges).encode(), targets[k][0])
 
     def _slots(self, sess: Session) -> int:
         """Children this node can feed for a station: from upload capacity when known."""
@@ -1422,32 +1584,44 @@ class Node:
         self._send(ok.encode(), addr)
         if sess.record_raw:
             self._send(wire.StationMsg(sess.record_raw).encode(), addr)
-        if sess.head >= start:  # the cushion (or the gap of a re-homing child) at once
-            self._serve(sess, addr, [(start, sess.head - start + 1)], minimum=2)
+        if sess.head >= start:
+            # the first chunks of the cushion (or of a re-homing child's gap) at once; the child
+            # fetches the rest from us and from peers with spare upload
+            self._serve(sess, addr, [(start, sess.head - start + 1)], push=self.config.push_chunks)
 
     def _serve(
         self,
         sess: Session,
         addr: Addr,
         ranges: list[tuple[int, int]],
-        minimum: int = 0,
         *,
+        push: int = 0,
         helper: bool = False,
     ) -> None:
         """Send held chunks in ``ranges`` (and the seals covering them), at most a batch.
 
-        Only while our uplink queue is short (when its capacity is known): repairs must not
-        delay live data, and the child asks again later (with backoff).
+        The first ``push`` chunks go out at once; the rest wait behind live data in the bulk
+        queue (repairs must not delay what every child needs next), and only as much as our
+        spare upload can send before it expires: the requester asks again elsewhere.
         """
         cfg = self.config
         budget = 16 if helper else cfg.repair_batch
-        if self._tx_rate:
-            limit = cfg.max_backlog / 2 if helper else cfg.max_backlog
-            room = (limit - self.backlog()) * self._tx_rate
-            budget = min(budget, max(minimum, int(room // 1400)))
+        if push:
+            budget = push
+        elif self._tx_rate:
+            bitrate = self._bitrate(sess) or 128
+            room = self._spare16(sess) * bitrate * 125 / 16 * cfg.bulk_expiry
+            budget = min(budget, max(0 if helper else 1, int(room // 1400)))
         hist = sess.history
         sent_seals: set[int] = set()
+        send = self._send if push else self._send_bulk
         for first, count in ranges:
+            if count == 0:  # "I hold the chunks, send the seal covering this one"
+                fs = sess.seal_of.get(first)
+                if fs is not None and fs not in sent_seals and fs in sess.seals:
+                    sent_seals.add(fs)
+                    send(sess.seals[fs], addr)
+                continue
             for seq in range(first, first + min(count, budget)):
                 d = hist.get(seq)
                 if d is None:
@@ -1455,8 +1629,8 @@ class Node:
                 fs = sess.seal_of.get(seq)
                 if fs is not None and fs not in sent_seals and fs in sess.seals:
                     sent_seals.add(fs)
-                    self._send(sess.seals[fs], addr)
-                self._send(d, addr)
+                    send(sess.seals[fs], addr)
+                send(d, addr)
                 self.stats.repairs_served += 1
                 budget -= 1
             if budget <= 0:
@@ -1473,9 +1647,13 @@ class Node:
         sess.requested.clear()
         sess.low = sess.contig = sess.play_next = 0
         sess.head = sess.known_head = sess.settled_head = sess.settling_head = -1
+        sess.head_ts = 0
+        sess.late_since = None
         sess.started = False
         sess.playing = False
         sess.waiting_since = None
+        sess.repair_top = -1
+        sess.repair_due = 0.0
         if sess.parent is not None:
             self._send_attach(sess, sess.parent, now)
 
@@ -1536,17 +1714,19 @@ class Node:
                     refs = [sess.parent, *refs]
                 self._redirect(sess, waddr, wchild, refs, self.config.leave_grace)
 
-    def _helpers(self, sess: Session, now: float) -> list[Addr]:
-        """Up to two fresh in-tree candidates other than the parent (not our descendants)."""
+    def _helpers(self, sess: Session, now: float) -> list[tuple[Addr, int]]:
+        """Fresh in-tree candidates with spare upload (not our descendants), most spare first."""
         fresh = [
-            c
+            (c.addr, c.spare)
             for c in sess.candidates.values()
-            if c.addr != sess.parent
+            if c.spare >= 2
+            and c.addr != sess.parent
             and now - c.heard <= 20.0
             and self.node_id not in c.path
             and not self._is_dead(sess, c.addr, now)
         ]
-        return [c.addr for c in fresh[:2]]
+        fresh.sort(key=lambda h: -h[1])
+        return fresh[: self.config.max_helpers]
 
     # ------------------------------------------------------------------ periodic work
 
@@ -1650,8 +1830,11 @@ class Node:
         if sess.started and not sess.playing:
             self._play(sess, now)  # starts once the cushion is in (or its time is up)
         # playout: give up on chunks that did not come in time
-        if sess.waiting_since is not None and now - sess.waiting_since > cfg.cushion_seconds:
-            self._skip(sess, now)
+        if sess.playing:
+            if sess.play_next <= sess.head and sess.play_next not in sess.history:
+                self._skip_due(sess, now)
+        elif sess.waiting_since is not None and now - sess.waiting_since > cfg.cushion_seconds:
+            self._skip(sess, now)  # the first chunk did not come: start at the next one
         # stale unverified chunks
         if len(sess.pending) > 0:
             for seq in [s for s, (_, t) in sess.pending.items() if now - t > 5.0 or s < sess.low]:

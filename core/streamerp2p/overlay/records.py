@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import struct
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 
 from cryptography.exceptions import InvalidSignature
@@ -80,19 +81,34 @@ class StationKey:
 
 
 class Verifier:
-    """Verifies signatures of one station (caches the parsed public key)."""
+    """Verifies signatures of one station (caches the parsed public key).
+
+    Good signatures are remembered process-wide (bounded, by exact bytes): many nodes in one
+    process (the simulator, ``streamer demo``) verify the same seal once between them. A
+    signature that did not verify is never cached, so a forgery is checked every time.
+    """
 
     __slots__ = ("_key", "public")
+
+    _good: OrderedDict[bytes, None] = OrderedDict()
+    CACHE_SIZE = 4096
 
     def __init__(self, public: bytes) -> None:
         self.public = public
         self._key = Ed25519PublicKey.from_public_bytes(public)
 
     def verify(self, signature: bytes, data: bytes) -> bool:
+        token = self.public + signature + data
+        good = Verifier._good
+        if token in good:
+            return True
         try:
             self._key.verify(signature, data)
         except InvalidSignature:
             return False
+        good[token] = None
+        if len(good) > Verifier.CACHE_SIZE:
+            good.popitem(last=False)
         return True
 
 

@@ -279,6 +279,7 @@ class Offer:
     referrals: list[Addr]
     weakest: int = 255  # fewest slots among its children (a stronger joiner may take that place)
     bitrate: int = 0  # the station's bitrate, kbit/s (a joiner sizes its own slots with it)
+    spare: int = 0  # spare upload in 1/16 of the bitrate (repairs, cushions), 255 = plenty
 
     TYPE = OFFER
 
@@ -297,6 +298,7 @@ class Offer:
                 _addrs(self.referrals, MAX_REFERRALS),
                 bytes([min(self.weakest, 255)]),
                 _U16.pack(min(self.bitrate, 0xFFFF)),
+                bytes([min(self.spare, 255)]),
             ]
         )
 
@@ -430,6 +432,7 @@ class PStat:
     head_seq: int
     path: list[bytes]  # root .. parent
     backup: Addr | None  # the parent's own parent (grandparent of the child)
+    spare: int = 0  # the parent's spare upload in 1/16 of the bitrate, 255 = plenty
 
     TYPE = PSTAT
 
@@ -442,6 +445,7 @@ class PStat:
             + _U32.pack(self.head_seq)
             + _ids(self.path, MAX_PATH)
             + b
+            + bytes([min(self.spare, 255)])
         )
 
 
@@ -583,6 +587,7 @@ def decode(data: bytes) -> Message:
             r.addrs(MAX_REFERRALS),
             r.u8(),
             r.u16(),
+            r.u8(),
         )
     elif mtype == ATTACH:
         msg = Attach(r.take(STATION_ID_LEN), r.take(ID_LEN), r.u32(), r.u8(), r.u8())
@@ -614,7 +619,7 @@ def decode(data: bytes) -> Message:
     elif mtype == PSTAT:
         tag, depth, head, path = r.take(TAG_LEN), r.u8(), r.u32(), r.ids(MAX_PATH)
         backups = r.addrs(1)
-        msg = PStat(tag, depth, head, path, backups[0] if backups else None)
+        msg = PStat(tag, depth, head, path, backups[0] if backups else None, r.u8())
     elif mtype == CSTAT:
         msg = CStat(r.take(TAG_LEN), r.take(ID_LEN), r.u8(), r.u8(), r.u32(), r.u8())
     elif mtype == LEAVE:
