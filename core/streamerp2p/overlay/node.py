@@ -55,7 +55,9 @@ class NodeConfig:
     leave_grace: float = 3.0
     tick: float = 0.25  # housekeeping period
     fast_tick: float = 0.05  # while joining, attaching or repairing
-    status_interval: float = 1.0
+    status_interval: float = 1.0  # CSTAT (child -> parent)
+    pstat_interval: float = 1.0  # PSTAT when nothing changed (data flowing keeps the parent alive)
+    hello_hosts: int = 3  # hosts in a gossip answer
     gossip_interval: float = 0.5
     host_expiry: float = 300.0
     max_hosts: int = 1000
@@ -82,7 +84,7 @@ class NodeConfig:
     bulk_expiry: float = 2.0  # ... and are dropped if they waited longer (the requester asks again)
     max_bulk: int = 512  # datagrams waiting behind live data
     push_chunks: int = 4  # a new child's first chunks are pushed at once; it fetches the rest
-    start_ahead: float = 0.3  # ... and once this much audio is in hand (the first chunks in
+    start_ahead: float = 0.2  # ... and once this much audio is in hand (the first chunks in
     # flight are not yet exposed to loss)
     late_drop: float = 0.5  # a chunk this late at its playout time is dropped (keeps the delay)
     reanchor: float = 5.0  # nothing on time this long: restart the playout clock (more delay)
@@ -221,7 +223,9 @@ class Session:
     packer: Packer | None = None
     next_seq: int = 0
     ts0: float = 0.0
-    batch: list[tuple[int, bytes]] = field(default_factory=list)
+    batch: list[tuple[int, bytes]] = field(default_factory=list)  # (seq, hash) to seal
+    batch_data: list[tuple[int, bytes, float]] = field(default_factory=list)  # (seq, data, t)
+    paced: deque[tuple[float, int, bytes]] = field(default_factory=deque)  # sealed, to send
     batch_started: float = 0.0
     batch_bytes: int = 0
     wall_offset: int = 0  # wall clock minus driver clock, ms (record versions)
@@ -357,6 +361,9 @@ class Node:
             self._leaving = False
             self._events.append(LeaveComplete())
         self._next_tick = now + (cfg.fast_tick if urgent else cfg.tick)
+        for sess in self.sessions.values():
+            if sess.paced:
+                self._next_tick = min(self._next_tick, sess.paced[0][0])
         if self._bulk:
             self._pump_bulk(now)
 
@@ -438,6 +445,7 @@ class Node:
         for payload, start in sess.packer.flush():
             self._emit_chunk(sess, payload, start, now)
         self._seal(sess, now)
+        self._release_paced(sess, now, all_=True)
         rec = replace(
             sess.record,
             on_air=False,
@@ -612,7 +620,7 @@ class Node:
         seen = {addr}
         for _ in range(14):
             a = self.hosts.random()
-            if a is None or len(hosts) >= 5:
+            if a is None or len(hosts) >= self.config.hello_hosts:
                 break
             if a in seen:
                 continue
@@ -821,6 +829,7 @@ class Node:
         # the parent pushes the first chunks at once; the rest (cushion or gap, up to its
         # head) we fetch now, from it and from peers with spare upload
         sess.parent_spare = 4
+        sess.requested.clear()  # asked of others before: a new parent, a new start
         sess.repair_top = -1
         sess.repair_due = 0.0
         if msg.head_seq != wire.FRESH:
@@ -989,7 +998,12 @@ class Node:
         child = sess.children.get(addr)
         if child is not None:
             child.last_heard = now
-            self._serve(sess, addr, msg.ranges)
+            wanted = sum(c for _, c in msg.ranges)
+            if 0 < wanted <= 2 and sess.head - msg.ranges[0][0] < 128:
+                # a chunk or two of the live stream lost on the way: resend at once (tiny)
+                self._serve(sess, addr, msg.ranges, push=wanted)
+            else:
+                self._serve(sess, addr, msg.ranges)
         elif addr in self.hosts:
             # a helper request from a known host: only from spare upload, and fewer chunks
             self._serve(sess, addr, msg.ranges, helper=True)
@@ -1020,7 +1034,7 @@ class Node:
     def _send_pstat(self, sess: Session, now: float) -> None:
         if not sess.children:
             return
-        sess.next_pstat = now + self.config.status_interval
+        sess.next_pstat = now + self.config.pstat_interval
         sess.last_data_out = now
         head = sess.head if sess.head >= 0 else wire.FRESH
         pstat = wire.PStat(sess.tag, sess.depth, head, sess.path, sess.parent, self._spare16(sess))
@@ -1154,8 +1168,8 @@ class Node:
             sess.batch_started = now
             sess.batch_bytes = 0
         sess.batch.append((seq, chunk_hash(data)))
+        sess.batch_data.append((seq, data, now))
         sess.batch_bytes += len(payload)
-        self._accept(sess, seq, data, now)
         if len(sess.batch) >= self.config.seal_max_chunks:
             self._seal(sess, now)
 
@@ -1173,6 +1187,22 @@ class Node:
         sess.batch = []
         for caddr in sess.children:
             self._send(raw, caddr)
+        # the chunks follow their seal, paced as they were produced (one batch later): every
+        # relay can check and forward each chunk as it arrives, so the stream flows evenly
+        # instead of in a burst per seal
+        t0 = sess.batch_data[0][2]
+        for seq, data, t in sess.batch_data:
+            sess.paced.append((now + (t - t0), seq, data))
+        sess.batch_data = []
+        self._release_paced(sess, now)
+
+    def _release_paced(self, sess: Session, now: float, *, all_: bool = False) -> None:
+        paced = sess.paced
+        while paced and (all_ or paced[0][0] <= now + 1e-9):
+            _, seq, data = paced.popleft()
+            self._accept(sess, seq, data, now)
+        if paced:
+            self._next_tick = min(self._next_tick, paced[0][0])
 
     def _on_seal(self, msg: wire.Seal, addr: Addr | None, now: float) -> None:
         sess = self.sessions.get(msg.tag)
@@ -1359,7 +1389,7 @@ class Node:
         spare upload; a full parent serves repairs only from what its uplink has left, so a
         new listener's cushion or a re-homed node's gap comes mostly from them.
         """
-        if sess.parent is None:
+        if sess.parent is None or not sess.started:
             return
         # only below the head we knew a moment ago: later chunks may still be in flight
         # (a parent sends a seal's chunks right after it, serialised on its uplink)
@@ -1654,6 +1684,7 @@ class Node:
         sess.waiting_since = None
         sess.repair_top = -1
         sess.repair_due = 0.0
+        sess.candidates.clear()  # they describe the old stream (helpers must hold the new one)
         if sess.parent is not None:
             self._send_attach(sess, sess.parent, now)
 
@@ -1672,6 +1703,8 @@ class Node:
         our first missing chunk, the old one is detached only once the new one accepted.
         """
         mine = self._slots(sess)
+        if mine == 0:
+            return  # a node that cannot relay has no business near the broadcaster
         best: Candidate | None = None
         for c in sess.candidates.values():
             if c.addr == sess.parent or now - c.heard > 15.0 or self.node_id in c.path:
@@ -1685,7 +1718,11 @@ class Node:
         if best is not None:
             sess.candidates.pop(best.addr, None)
             # a move is an optimisation: displace only where nobody loses a beat
-            flags = wire.ATTACH_PREEMPT | wire.ATTACH_GENTLE if best.free <= 0 else 0
+            flags = 0
+            if best.free <= 0:
+                # the displaced child moves under us: at once if we have room for it
+                room = sess.free_slots(mine) > 0
+                flags = wire.ATTACH_PREEMPT | (0 if room else wire.ATTACH_GENTLE)
             self._send_attach(sess, best.addr, now, flags)
 
     def _check_loss(self, sess: Session, now: float) -> None:
@@ -1734,6 +1771,8 @@ class Node:
         cfg = self.config
         if sess.is_source:
             assert sess.packer is not None
+            if sess.paced:
+                self._release_paced(sess, now)
             due = sess.packer.due()
             if due is not None and now >= due:
                 for payload, start in sess.packer.flush():
