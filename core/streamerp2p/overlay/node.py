@@ -187,6 +187,8 @@ class Session:
     round_asks: int = 0  # JOIN_REQs sent in this round (referrals included), capped
     next_refresh: float = 0.0
     rtt: float = 0.1
+    vacated: Addr | None = None  # the parent we left when we moved (it has a free slot)
+    vacated_at: float = 0.0
     parent_spare: int = 4  # the parent's spare upload (1/16 bitrate), from PSTAT
     repair_top: int = -1  # highest seq the last repair scan looked at
     repair_due: float = 0.0  # the next time a missing chunk may be asked for again
@@ -796,6 +798,10 @@ class Node:
         old = sess.parent
         if old is not None and old != addr:
             self._send(wire.Detach(sess.tag, self.node_id).encode(), old)
+            if not sess.parent_leaving:
+                # we moved: our old parent has a slot now, for whoever we displaced
+                sess.vacated = old
+                sess.vacated_at = now
         if addr == sess.attaching:
             sess.rtt = max(0.001, now - sess.attach_sent)
         elif addr in sess.intents:
@@ -868,6 +874,8 @@ class Node:
     def _referrals(self, sess: Session, exclude: Addr | None = None) -> list[Addr]:
         kids = sorted(sess.children.items(), key=lambda kv: -kv[1].free)
         refs = [a for a, c in kids if a != exclude and not c.leaving]
+        if sess.vacated is not None and self._now - sess.vacated_at < 5.0:
+            refs.insert(0, sess.vacated)  # the slot we left when we moved up
         if len(refs) < wire.MAX_REFERRALS:
             tuned = self.hosts.tuned(sess.tag)
             if len(tuned) > wire.MAX_REFERRALS:
@@ -999,7 +1007,9 @@ class Node:
         if child is not None:
             child.last_heard = now
             wanted = sum(c for _, c in msg.ranges)
-            if 0 < wanted <= 2 and sess.head - msg.ranges[0][0] < 128:
+            if wanted == 0 and msg.ranges:
+                self._serve(sess, addr, msg.ranges, push=1)  # seals only: small, needed now
+            elif wanted <= 2 and sess.head - msg.ranges[0][0] < 128:
                 # a chunk or two of the live stream lost on the way: resend at once (tiny)
                 self._serve(sess, addr, msg.ranges, push=wanted)
             else:
@@ -1269,7 +1279,8 @@ class Node:
         sess.requested.pop(seq, None)
         if seq > sess.known_head:
             sess.known_head = seq
-        if seq > sess.head:
+        fresh = seq > sess.head
+        if fresh:
             sess.head = seq
             sess.head_ts = _SEQ_TS.unpack_from(data, 8)[1]
         if seq == sess.contig:
@@ -1278,7 +1289,12 @@ class Node:
             while c in hist:
                 c += 1
             sess.contig = c
-        if sess.children:
+        if sess.children and not fresh and self._tx_rate and sess.head - seq > 2:
+            # a repaired or late chunk filling a gap: behind live data (the children ask
+            # for what they miss themselves; a burst of old chunks would delay the live ones)
+            for caddr in sess.children:
+                self._send_bulk(data, caddr)
+        elif sess.children:
             out = self._out
             for caddr in sess.children:
                 out.append((data, caddr))
@@ -1718,11 +1734,9 @@ class Node:
         if best is not None:
             sess.candidates.pop(best.addr, None)
             # a move is an optimisation: displace only where nobody loses a beat
-            flags = 0
-            if best.free <= 0:
-                # the displaced child moves under us: at once if we have room for it
-                room = sess.free_slots(mine) > 0
-                flags = wire.ATTACH_PREEMPT | (0 if room else wire.ATTACH_GENTLE)
+            # a weaker child there is displaced at once: it takes the slot we leave (our old
+            # parent is the first of our referrals for a while); its cushion covers the move
+            flags = wire.ATTACH_PREEMPT if best.free <= 0 else 0
             self._send_attach(sess, best.addr, now, flags)
 
     def _check_loss(self, sess: Session, now: float) -> None:
