@@ -187,6 +187,7 @@ class Session:
     round_asks: int = 0  # JOIN_REQs sent in this round (referrals included), capped
     next_refresh: float = 0.0
     rtt: float = 0.1
+    displaced_until: float = 0.0  # told to move: may take a last free slot until then
     vacated: Addr | None = None  # the parent we left when we moved (it has a free slot)
     vacated_at: float = 0.0
     parent_spare: int = 4  # the parent's spare upload (1/16 bitrate), from PSTAT
@@ -690,7 +691,9 @@ class Node:
         sess.round_asks += 1
         self._req_id += 1
         sess.asked[addr] = now
-        flags = wire.ATTACH_LAST if sess.rounds >= 3 else 0
+        # after a few rounds, or when we were displaced to make room: a last free slot too
+        last = sess.rounds >= 3 or now < sess.displaced_until
+        flags = wire.ATTACH_LAST if last else 0
         if attach:
             flags |= wire.JOIN_ATTACH
             sess.intents[addr] = now
@@ -1067,6 +1070,7 @@ class Node:
         sess.parent_leaving = True
         sess.dead[addr] = now + 30.0
         sess.seeking = True
+        sess.displaced_until = now + 5.0
         # the old parent keeps feeding us: ask the hosts it named (its parent, or a sibling
         # it chose as successor) and attach to the best fresh offer, not to stale ones
         sess.candidates.clear()
@@ -1540,7 +1544,7 @@ class Node:
         return out
 
     def _send_attach(self, sess: Session, addr: Addr, now: float, flags: int = 0) -> None:
-        if sess.rounds >= 3:
+        if sess.rounds >= 3 or now < sess.displaced_until:
             flags |= wire.ATTACH_LAST
         sess.attaching = addr
         sess.attach_sent = now
@@ -1733,7 +1737,6 @@ class Node:
                 best = c
         if best is not None:
             sess.candidates.pop(best.addr, None)
-            # a move is an optimisation: displace only where nobody loses a beat
             # a weaker child there is displaced at once: it takes the slot we leave (our old
             # parent is the first of our referrals for a while); its cushion covers the move
             flags = wire.ATTACH_PREEMPT if best.free <= 0 else 0
