@@ -121,13 +121,14 @@ class Swarm:
         return False
 
     def _pick_class(self) -> str:
-        r = self.rng.random()
-        acc = 0.0
-        for name, (share, _) in CLASSES.items():
-            acc += share
-            if r < acc:
-                return name
-        return "modem"
+        """The class furthest below its share among live peers (random among ties), so the
+        audience keeps its resource index through churn instead of drifting by chance."""
+        live = [s.cls for s in self.stats.values() if s.left is None]
+        n = len(live) + 1
+        deficits = {c: share * n - live.count(c) for c, (share, _) in CLASSES.items()}
+        top = max(deficits.values())
+        names = [c for c, d in deficits.items() if d >= top - 1e-9]
+        return names[0] if len(names) == 1 else self.rng.choice(names)
 
     def join(self) -> None:
         p = self.p
