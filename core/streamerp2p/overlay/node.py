@@ -187,6 +187,7 @@ class Session:
     round_asks: int = 0  # JOIN_REQs sent in this round (referrals included), capped
     next_refresh: float = 0.0
     rtt: float = 0.1
+    orphan_until: float = 0.0  # our parent went silent: say so when asking for a slot
     displaced_until: float = 0.0  # told to move: may take a last free slot until then
     vacated: Addr | None = None  # the parent we left when we moved (it has a free slot)
     vacated_at: float = 0.0
@@ -217,6 +218,7 @@ class Session:
     waiting_since: float | None = None  # before playout starts: the first chunk is missing
     play_t0: float = 0.0  # playout clock: chunk ts plays at play_t0 + (ts - play_ts0) / 1000
     play_ts0: int = 0
+    skip_at: float = 0.0  # when the audio after a gap is due (see _skip_due)
     late_since: float | None = None  # dropping chunks that came too late since then
     # status timers
     next_pstat: float = 0.0
@@ -348,22 +350,18 @@ class Node:
     def handle_timer(self, now: float) -> None:
         self._now = now
         cfg = self.config
-        urgent = False
+        wake = now + cfg.tick
         for sess in list(self.sessions.values()):
             self._tick_session(sess, now)
-            if (
-                sess.seeking
-                or sess.attaching is not None
-                or (sess.parent is not None and sess.known_head >= sess.contig)
-            ):
-                urgent = True
+            if sess.tag in self.sessions and not sess.is_source:
+                wake = min(wake, self._wake_at(sess, now))
         if now >= self._next_gossip:
             self._next_gossip = now + cfg.gossip_interval * (0.5 + self.rng.random())
             self._gossip(now)
         if self._leaving and not self.sessions:
             self._leaving = False
             self._events.append(LeaveComplete())
-        self._next_tick = now + (cfg.fast_tick if urgent else cfg.tick)
+        self._next_tick = max(now + 0.001, wake)
         for sess in self.sessions.values():
             if sess.paced:
                 self._next_tick = min(self._next_tick, sess.paced[0][0])
@@ -694,6 +692,8 @@ class Node:
         # after a few rounds, or when we were displaced to make room: a last free slot too
         last = sess.rounds >= 3 or now < sess.displaced_until
         flags = wire.ATTACH_LAST if last else 0
+        if now < sess.orphan_until:
+            flags |= wire.ATTACH_ORPHAN
         if attach:
             flags |= wire.JOIN_ATTACH
             sess.intents[addr] = now
@@ -894,11 +894,11 @@ class Node:
             # "attach me if you have room": a free slot only, never displacing a child for a
             # joiner that may well choose another parent
             intent = msg.flags & wire.JOIN_ATTACH
-            if intent and self._admit(
-                sess, addr, msg.node_id, msg.slots, msg.flags & wire.ATTACH_LAST
-            ):
+            lo_flags = msg.flags & (wire.ATTACH_LAST | wire.ATTACH_ORPHAN)
+            if intent and self._admit(sess, addr, msg.node_id, msg.slots, lo_flags):
                 self._accept_child(sess, addr, msg.node_id, msg.slots, msg.from_seq, now)
                 return
+            self._drop_silent(sess, now, bool(msg.flags & wire.ATTACH_ORPHAN))
             slots = self._slots(sess)
             free = sess.free_slots(slots)
             last_ok = msg.flags & wire.ATTACH_LAST
@@ -1097,11 +1097,15 @@ class Node:
         sess.parent = None
         sess.parent_leaving = False
         sess.seeking = True
-        sess.dead[old] = now + 30.0
+        # not for long after a silence: it may be a burst of loss, or a restart at that address
+        sess.dead[old] = now + (3.0 if reason == "timeout" else 30.0)
         sess.candidates.pop(old, None)
         self._events.append(ParentLost(sess.station_id, old, reason))
+        if reason == "timeout":
+            sess.orphan_until = now + 3.0
         if sess.backup and sess.backup not in sess.candidates:
-            self._ask(sess, sess.backup, now)
+            # our grandparent: its slot of our silent parent is ours if it has noticed
+            self._ask(sess, sess.backup, now, attach=True)
         if not self._attach_best(sess, now):
             self._join_round(sess, now)
 
@@ -1284,6 +1288,8 @@ class Node:
         if seq > sess.known_head:
             sess.known_head = seq
         fresh = seq > sess.head
+        if fresh and seq > sess.head + 1 and not sess.is_source:
+            self._next_tick = min(self._next_tick, now + 0.16)  # a gap: ask once it settles
         if fresh:
             sess.head = seq
             sess.head_ts = _SEQ_TS.unpack_from(data, 8)[1]
@@ -1392,12 +1398,14 @@ class Node:
         """The chunk to play next is missing: skip it once the audio after it is due."""
         hist = sess.history
         seq = sess.play_next + 1
+        sess.skip_at = float("inf")
         while seq <= sess.head:
             d = hist.get(seq)
             if d is not None and d[16] & wire.DATA_FRAME_START:
                 ts = _SEQ_TS.unpack_from(d, 8)[1]
                 due = sess.play_t0 + ((ts - sess.play_ts0) & 0xFFFFFFFF) / 1000
-                if now >= due - self.config.fast_tick:
+                sess.skip_at = due - self.config.fast_tick
+                if now >= sess.skip_at:
                     self._skip(sess, now)
                 return
             seq += 1
@@ -1546,6 +1554,8 @@ class Node:
     def _send_attach(self, sess: Session, addr: Addr, now: float, flags: int = 0) -> None:
         if sess.rounds >= 3 or now < sess.displaced_until:
             flags |= wire.ATTACH_LAST
+        if now < sess.orphan_until:
+            flags |= wire.ATTACH_ORPHAN
         sess.attaching = addr
         sess.attach_sent = now
         from_seq = sess.contig if sess.started else wire.FRESH
@@ -1562,6 +1572,17 @@ class Node:
         streams = len(sess.children) + 1
         return streams * bitrate <= cfg.upload_kbps and self.backlog() < cfg.max_backlog / 2
 
+    def _drop_silent(self, sess: Session, now: float, orphan: bool = False) -> None:
+        """Someone wants a slot: a child silent for a few status periods has crashed (its
+        children are asking us for its place), so free its slot before child_timeout. An
+        orphan's word that its parent went silent makes a shorter silence enough."""
+        if sess.active_children() < self._slots(sess):
+            return
+        limit = now - (1.2 if orphan else 2.5) * self.config.status_interval
+        for caddr in [a for a, c in sess.children.items() if c.last_heard < limit]:
+            c = sess.children.pop(caddr)
+            self._events.append(ChildLeft(sess.station_id, caddr, c.node_id, "timeout"))
+
     def _weakest(self, sess: Session) -> tuple[Addr, Child] | None:
         """The active child with fewest slots (the one a stronger node may displace)."""
         best: tuple[Addr, Child] | None = None
@@ -1576,6 +1597,7 @@ class Node:
             return True
         if node_id in sess.path or addr == sess.parent:
             return False
+        self._drop_silent(sess, self._now, bool(flags & wire.ATTACH_ORPHAN))
         free = self._slots(sess) - sess.active_children()
         # the last free slot is kept for a child that can relay, so the tree can always grow
         # (unless the joiner found no other room for a while)
@@ -1783,6 +1805,25 @@ class Node:
         return fresh[: self.config.max_helpers]
 
     # ------------------------------------------------------------------ periodic work
+
+    def _wake_at(self, sess: Session, now: float) -> float:
+        """When this session next needs a tick (sooner than the housekeeping period)."""
+        cfg = self.config
+        if sess.seeking or sess.attaching is not None:
+            return now + cfg.fast_tick
+        wake = float("inf")
+        if sess.parent is not None:
+            wake = sess.parent_last + cfg.parent_timeout + 0.001  # silent parent: lost then
+        if sess.parent is not None and sess.started and sess.known_head >= sess.contig:
+            # a chunk is missing: the next repair is due, or newer announced chunks settle
+            wake = min(wake, sess.repair_due)
+            if sess.known_head > sess.settled_head:
+                wake = min(wake, sess.settled_at + 0.15)
+        if sess.playing and sess.play_next <= sess.head and sess.play_next not in sess.history:
+            wake = min(wake, sess.skip_at)  # the audio after a gap is due: skip it then
+        elif not sess.playing and sess.started:
+            wake = min(wake, now + cfg.fast_tick)
+        return max(wake, now + cfg.fast_tick)
 
     def _tick_session(self, sess: Session, now: float) -> None:
         cfg = self.config

@@ -306,6 +306,7 @@ class Offer:
 ATTACH_PREEMPT = 0x01  # the joiner has more slots than the parent's weakest child: swap them
 ATTACH_LAST = 0x02  # a joiner that found no other room may take a slot kept for relays
 ATTACH_GENTLE = 0x04  # displace only if the parent can feed both while the child moves
+ATTACH_ORPHAN = 0x08  # (ATTACH and JOIN_REQ) my parent went silent: your silent child is gone
 
 
 @dataclass(slots=True)
