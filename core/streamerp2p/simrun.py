@@ -64,7 +64,8 @@ class PeerStat:
     left: float | None = None
     first_audio: float | None = None
     ts0: int = 0
-    on_time: int = 0
+    on_time: int = 0  # on the player's clock (a rebuffer moves it, see Node reanchor)
+    on_time_strict: int = 0  # on the clock of the first audio, never moved
     last_seq: int = -1
 
 
@@ -179,8 +180,14 @@ class Swarm:
             st.first_audio = self.sim.now
             st.ts0 = ev.ts
         due = st.first_audio + ((ev.ts - st.ts0) & 0xFFFFFFFF) / 1000
-        if self.sim.now <= due + 1e-9 and due >= self.p.warmup_seconds:
-            st.on_time += 1
+        if due >= self.p.warmup_seconds:
+            if self.sim.now <= due + 1e-9:
+                st.on_time_strict += 1
+            sess = peer.node.sessions.get(self.tag)
+            if sess is not None:  # the player's deadline: later after a rebuffer
+                due = sess.play_t0 + ((ev.ts - sess.play_ts0) & 0xFFFFFFFF) / 1000
+            if self.sim.now <= due + 1e-9:
+                st.on_time += 1
         st.last_seq = ev.seq
 
     # ------------------------------------------------------------------ running
@@ -255,6 +262,7 @@ class Swarm:
         times = self.source_times
         expected = 0
         on_time = 0
+        on_time_strict = 0
         never = 0
         startups: list[float] = []
         for st in self.stats.values():
@@ -278,6 +286,7 @@ class Swarm:
             if hi > lo:
                 expected += hi - lo
                 on_time += min(st.on_time, hi - lo)
+                on_time_strict += min(st.on_time_strict, hi - lo)
         depth_all: list[int] = []
         by_class: dict[str, list[int]] = {c: [] for c in CLASSES}
         for sample in self.timeline:
@@ -305,6 +314,10 @@ class Swarm:
             "bitrate_kbps": p.bitrate_kbps,
             "resource_index": round(resource + p.source_upload / max(1, len(self.stats)), 3),
             "continuity": round(on_time / expected, 5) if expected else None,
+            "continuity_strict": round(on_time_strict / expected, 5) if expected else None,
+            "rebuffers": sum(
+                peer.node.stats.reanchors for a, peer in self.sim.peers.items() if a in self.stats
+            ),
             "chunks_due": expected,
             "never_started": never,
             "source_upload_ratio": round(src * 8 / (p.bitrate_kbps * 1000 * measured), 3),

@@ -111,6 +111,7 @@ class Stats:
     skipped_chunks: int = 0
     rehomes: int = 0
     bulk_dropped: int = 0  # repairs that waited too long behind live data
+    reanchors: int = 0  # playout fell behind for good and took a longer delay (a rebuffer)
 
 
 @dataclass(slots=True)
@@ -218,6 +219,8 @@ class Session:
     waiting_since: float | None = None  # before playout starts: the first chunk is missing
     play_t0: float = 0.0  # playout clock: chunk ts plays at play_t0 + (ts - play_ts0) / 1000
     play_ts0: int = 0
+    fill_tokens: float = 0.0  # spare upload for gap-filling chunks at once (see _fill_allowed)
+    fill_at: float = 0.0
     skip_at: float = 0.0  # when the audio after a gap is due (see _skip_due)
     late_since: float | None = None  # dropping chunks that came too late since then
     # status timers
@@ -501,6 +504,20 @@ class Node:
         if bulk:  # (never now again: the timer would spin on the same instant)
             wake = max(now + 0.002, self._tx_free_at - cfg.bulk_backlog)
             self._next_tick = min(self._next_tick, wake)
+
+    def _fill_allowed(self, sess: Session, cost: int, now: float) -> bool:
+        """Token bucket of spare upload for gap-filling chunks sent with live priority: a
+        lost chunk passed on (or resent) at once costs little, a burst does not fit."""
+        bitrate = self._bitrate(sess) or 128
+        floor = 0.03 * bitrate * 125  # the slot headroom (~3 % of the stream) at least
+        rate = max(floor, self._spare16(sess) * bitrate * 125 / 16)
+        cap = rate + 2 * wire.MAX_DATAGRAM * max(1, len(sess.children))
+        sess.fill_tokens = min(cap, sess.fill_tokens + (now - sess.fill_at) * rate)
+        sess.fill_at = now
+        if sess.fill_tokens < cost:
+            return False
+        sess.fill_tokens -= cost
+        return True
 
     def _bitrate(self, sess: Session) -> int:
         rec = sess.record
@@ -1015,6 +1032,8 @@ class Node:
             elif wanted <= 2 and sess.head - msg.ranges[0][0] < 128:
                 # a chunk or two of the live stream lost on the way: resend at once (tiny)
                 self._serve(sess, addr, msg.ranges, push=wanted)
+            elif self._tx_rate and self._fill_allowed(sess, wanted * 1300, now):
+                self._serve(sess, addr, msg.ranges, push=wanted)  # our spare allows it now
             else:
                 self._serve(sess, addr, msg.ranges)
         elif addr in self.hosts:
@@ -1299,9 +1318,16 @@ class Node:
             while c in hist:
                 c += 1
             sess.contig = c
-        if sess.children and not fresh and self._tx_rate and sess.head - seq > 2:
-            # a repaired or late chunk filling a gap: behind live data (the children ask
-            # for what they miss themselves; a burst of old chunks would delay the live ones)
+        if (
+            sess.children
+            and not fresh
+            and self._tx_rate
+            and sess.head - seq > 2
+            and not self._fill_allowed(sess, len(sess.children) * len(data), now)
+        ):
+            # a repaired or late chunk filling a gap, beyond what our spare upload can pass
+            # on at once: behind live data (a burst of old chunks would delay the live ones
+            # below us; the children also ask helpers for what they miss)
             for caddr in sess.children:
                 self._send_bulk(data, caddr)
         elif sess.children:
@@ -1373,6 +1399,7 @@ class Node:
                     sess.late_since = None
                 elif sess.late_since is not None and now - sess.late_since > cfg.reanchor:
                     # the stream as a whole comes later than our delay: take a longer one
+                    self.stats.reanchors += 1
                     sess.play_t0 = now
                     sess.play_ts0 = ts
                     sess.late_since = None
@@ -1429,7 +1456,9 @@ class Node:
         top = min(sess.known_head, sess.settled_head, seq + 4 * limit)
         if top <= sess.repair_top and now < sess.repair_due:
             return  # nothing new below the head and no retry due: skip the scan
-        retry = max(0.3, 3 * sess.rtt)
+        # a request is cheap (a busy peer answers from spare upload only), a late chunk is
+        # not: retry after ~2.5 round trips, a little later each time, never beyond 2 s
+        retry = max(0.25, 2.5 * sess.rtt)
         hist = sess.history
         pending = sess.pending
         req = sess.requested
@@ -1449,7 +1478,7 @@ class Node:
                     elif now < due:
                         next_due = min(next_due, due)
                     else:
-                        req[seq] = (now + retry * (1 << min(tries, 4)), tries + 1)
+                        req[seq] = (now + min(2.0, retry * (1 + tries)), tries + 1)
                         if not no_seal or seq - no_seal[-1] >= wire.MAX_SEAL_COUNT:
                             no_seal.append(seq)
                         next_due = min(next_due, req[seq][0])
@@ -1460,7 +1489,7 @@ class Node:
                     break
                 else:
                     # back off: the peer's uplink may be congested, asking again makes it worse
-                    req[seq] = (now + retry * (1 << min(tries, 4)), tries + 1)
+                    req[seq] = (now + min(2.0, retry * (1 + tries)), tries + 1)
                     missing.append(seq)
                     n += 1
                     if tries:

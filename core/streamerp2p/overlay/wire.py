@@ -95,13 +95,35 @@ class _Reader:
         return bytes(out)
 
     def u8(self) -> int:
-        return self.take(1)[0]
+        pos = self.pos
+        if pos >= len(self.data):
+            raise WireError("truncated message")
+        self.pos = pos + 1
+        return self.data[pos]
 
     def u16(self) -> int:
-        return int(_U16.unpack(self.take(2))[0])
+        pos = self.pos
+        if pos + 2 > len(self.data):
+            raise WireError("truncated message")
+        self.pos = pos + 2
+        return int(_U16.unpack_from(self.data, pos)[0])
 
     def u32(self) -> int:
-        return int(_U32.unpack(self.take(4))[0])
+        pos = self.pos
+        if pos + 4 > len(self.data):
+            raise WireError("truncated message")
+        self.pos = pos + 4
+        return int(_U32.unpack_from(self.data, pos)[0])
+
+    def many(self, count: int, size: int) -> list[bytes]:
+        """``count`` fields of ``size`` bytes each."""
+        pos = self.pos
+        end = pos + count * size
+        if end > len(self.data):
+            raise WireError("truncated message")
+        data = bytes(self.data[pos:end])
+        self.pos = end
+        return [data[i : i + size] for i in range(0, count * size, size)]
 
     def u64(self) -> int:
         return int.from_bytes(self.take(8), "big")
@@ -126,7 +148,7 @@ class _Reader:
         n = self.u8()
         if n > limit:
             raise WireError("path too long")
-        return [self.take(ID_LEN) for _ in range(n)]
+        return self.many(n, ID_LEN)
 
     def text(self, limit: int) -> str:
         n = self.u16()
@@ -609,7 +631,7 @@ def decode(data: bytes) -> Message:
         n = r.u8()
         if n == 0 or n > MAX_SEAL_COUNT:
             raise WireError("bad seal count")
-        hashes = [r.take(HASH_LEN) for _ in range(n)]
+        hashes = r.many(n, HASH_LEN)
         msg = Seal(tag, first, hashes, r.take(SIG_LEN))
     elif mtype == NACK:
         tag = r.take(TAG_LEN)
