@@ -1513,11 +1513,17 @@ class Node:
                     ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
                 else:
                     ranges.append((s, 1))
-            # most to whoever has most spare upload; a retry goes to the parent (it surely
-            # holds them), then to the others in turn
+            # first asks go to whoever has most spare upload (weighted); a retry goes to the
+            # helpers in turn: a parent that did not answer most likely lacks the chunk too
+            # (a loss upstream of it), and is asked only when there is nobody else
             tries = req[part[0]][1]
-            order = sorted(range(len(targets)), key=lambda k: -targets[k][1] / (1 + assigned[k]))
-            k = order[0] if tries == 1 else (0 if tries == 2 else order[tries % len(order)])
+            if tries == 1 or len(targets) == 1:
+                order = sorted(
+                    range(len(targets)), key=lambda k: -targets[k][1] / (1 + assigned[k])
+                )
+                k = order[0]
+            else:
+                k = 1 + (tries - 2) % (len(targets) - 1)
             assigned[k] += 1
             self._send(wire.Nack(sess.tag, ranges).encode(), targets[k][0])
 
