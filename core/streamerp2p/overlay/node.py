@@ -1925,6 +1925,9 @@ class Node:
             self._forget_old_asks(sess, now)
             pool = [a for a in self.hosts.tuned(sess.tag) if a != sess.parent]
             asks = self.rng.sample(pool, min(3, len(pool)))
+            # and listeners that relay nobody: their idle uplinks make good repair helpers
+            idle = [a for a in pool if a not in asks and (h := self.hosts.get(a)) and not h.slots]
+            asks += self.rng.sample(idle, min(2, len(idle)))
             if sess.backup is not None and sess.backup not in asks:
                 asks.append(sess.backup)
             for a in asks:
