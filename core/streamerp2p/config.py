@@ -173,7 +173,8 @@ OPTIONS: dict[str, Option] = dict(
             "node.cushion_seconds",
             "float",
             4.0,
-            "Seconds of audio a new child or player gets at once; also the playout cushion.",
+            "Playout delay: a new listener starts this far behind the live edge (fetching"
+            " that audio while it plays), which hides a vanished parent or congestion.",
             minimum=0,
         ),
         _opt(
