@@ -368,6 +368,10 @@ class Node:
         for sess in self.sessions.values():
             if sess.paced:
                 self._next_tick = min(self._next_tick, sess.paced[0][0])
+            if sess.batch:  # seal it on time (see _tick_session)
+                full = sess.batch_bytes >= cfg.seal_min_bytes
+                age = cfg.seal_max_delay * (1 if full else 3)
+                self._next_tick = min(self._next_tick, max(now + 0.001, sess.batch_started + age))
         if self._bulk:
             self._pump_bulk(now)
 
@@ -1224,12 +1228,13 @@ class Node:
         sess.batch = []
         for caddr in sess.children:
             self._send(raw, caddr)
-        # the chunks follow their seal, paced as they were produced (one batch later): every
-        # relay can check and forward each chunk as it arrives, so the stream flows evenly
-        # instead of in a burst per seal
-        t0 = sess.batch_data[0][2]
+        # the chunks follow their seal, each a fixed delay after it was produced (the longest a
+        # batch may wait for its seal): every relay can check and forward each chunk as it
+        # arrives, and the stream flows as evenly as it was produced instead of in a burst
+        # per seal (a constant delay: the playout clocks below never see it)
+        delay = 3 * self.config.seal_max_delay
         for seq, data, t in sess.batch_data:
-            sess.paced.append((now + (t - t0), seq, data))
+            sess.paced.append((max(now, t + delay), seq, data))
         sess.batch_data = []
         self._release_paced(sess, now)
 
