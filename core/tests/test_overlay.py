@@ -463,3 +463,20 @@ def test_repairs_for_others_never_delay_live_data() -> None:
     busy, served = run(True)
     assert served > 0  # the stranger got some chunks from the spare upload...
     assert busy <= calm + 0.1, (busy, calm)  # ...and live data did not wait behind them
+
+
+def test_a_loop_longer_than_the_path_is_broken_by_its_depth() -> None:
+    # paths carry the last 32 hops: a loop of more nodes would not show our own id, but its
+    # PSTATs go round and round, the depth grows by one per hop, and a node seeing an absurd
+    # depth leaves its parent
+    r = build(n=3)
+    a = r.listeners[-1]
+    sess = r.node(a).sessions[r.sid[:4]]
+    parent = sess.parent
+    assert parent is not None
+    stranger_path = [bytes([i]) * 8 for i in range(32)]
+    pstat = wire.PStat(sess.tag, 230, sess.head, stranger_path, None).encode()
+    r.sim.call(a, lambda n, t: n.receive_datagram(pstat, parent, t))
+    assert sess.parent is None  # left at once...
+    r.run(8)
+    assert sess.parent is not None and sess.depth < 10  # ...and joined again

@@ -40,6 +40,7 @@ from .wire import Addr
 _SEQ_TS = struct.Struct("!II")
 _NO_TAG = b"\x00\x00\x00\x00"
 _EMPTY_HASH = b"\x00" * wire.HASH_LEN
+MAX_DEPTH = 200  # deeper than any real tree: a parent this deep is in a loop
 
 
 @dataclass(slots=True)
@@ -785,7 +786,7 @@ class Node:
         for c in sess.candidates.values():
             if c.addr == sess.parent or self._is_dead(sess, c.addr, now):
                 continue
-            if now - c.heard > 30.0 or self.node_id in c.path:
+            if now - c.heard > 30.0 or self.node_id in c.path or c.depth >= MAX_DEPTH:
                 continue
             # the shallowest place wins: a free slot, or a weaker child we may displace
             if c.free > 0:
@@ -810,10 +811,11 @@ class Node:
         )
         if addr == sess.parent and (sess.started or addr != sess.attaching):
             return  # a repeated answer
-        if not wanted or self.node_id in msg.path:
+        loop = self.node_id in msg.path or msg.depth >= MAX_DEPTH
+        if not wanted or loop:
             # an answer we no longer want (or a loop): tell it so it frees the slot
             self._send(wire.Detach(sess.tag, self.node_id).encode(), addr)
-            if self.node_id in msg.path:
+            if loop:
                 sess.dead[addr] = now + 10.0
             if addr == sess.attaching:
                 sess.attaching = None
@@ -1053,7 +1055,8 @@ class Node:
         if sess is None or addr != sess.parent:
             return
         sess.parent_last = now
-        if self.node_id in msg.path:
+        if self.node_id in msg.path or msg.depth >= MAX_DEPTH:
+            # (paths hold the last 32 hops: a longer loop shows as an ever-growing depth)
             self._lose_parent(sess, now, "loop")
             return
         path = [*msg.path, self.node_id][-wire.MAX_PATH :]
@@ -1121,7 +1124,7 @@ class Node:
         sess.parent_leaving = False
         sess.seeking = True
         # not for long after a silence: it may be a burst of loss, or a restart at that address
-        sess.dead[old] = now + (3.0 if reason == "timeout" else 30.0)
+        sess.dead[old] = now + {"timeout": 3.0, "loop": 5.0}.get(reason, 30.0)
         sess.candidates.pop(old, None)
         self._events.append(ParentLost(sess.station_id, old, reason))
         if reason == "timeout":
@@ -1790,6 +1793,8 @@ class Node:
         best: Candidate | None = None
         for c in sess.candidates.values():
             if c.addr == sess.parent or now - c.heard > 15.0 or self.node_id in c.path:
+                continue
+            if c.depth >= MAX_DEPTH:
                 continue
             if c.depth + 1 >= sess.depth or self._is_dead(sess, c.addr, now):
                 continue
