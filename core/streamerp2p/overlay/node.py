@@ -91,6 +91,7 @@ class NodeConfig:
     reanchor: float = 5.0  # nothing on time this long: restart the playout clock (more delay)
     seal_wait: float = 1.0  # chunks without their seal this long: ask for the seal alone
     max_helpers: int = 3  # peers with spare upload asked for repairs besides the parent
+    busy_backlog: float = 1.0  # uplink queue (s) beyond which gossip and offers go unanswered
 
 
 @dataclass(slots=True)
@@ -112,6 +113,7 @@ class Stats:
     skipped_chunks: int = 0
     rehomes: int = 0
     bulk_dropped: int = 0  # repairs that waited too long behind live data
+    busy_dropped: int = 0  # gossip and join requests left unanswered while the uplink was full
     reanchors: int = 0  # playout fell behind for good and took a longer delay (a rebuffer)
 
 
@@ -540,6 +542,10 @@ class Node:
         spare = cfg.upload_kbps * 0.97 - used - queued
         return max(0, min(254, int(16 * spare / bitrate)))
 
+    def _busy(self) -> bool:
+        """Our uplink queue is long: answer only what live data needs."""
+        return self.backlog() > self.config.busy_backlog
+
     def backlog(self) -> float:
         """Seconds of data queued in our uplink, estimated from the known upload capacity."""
         return max(0.0, self._tx_free_at - self._now) if self._tx_rate else 0.0
@@ -639,6 +645,9 @@ class Node:
     def _on_hello_req(self, msg: wire.HelloReq, addr: Addr, now: float) -> None:
         rec = self._learn(addr, msg.node_id, msg.tag, now, msg.slots)
         rec.source = bool(msg.flags & wire.HELLO_SOURCE)
+        if self._busy():
+            self.stats.busy_dropped += 1  # gossip can wait while live data is backed up
+            return
         hosts: list[wire.HostEntry] = []
         seen = {addr}
         for _ in range(14):
@@ -920,6 +929,11 @@ class Node:
             lo_flags = msg.flags & (wire.ATTACH_LAST | wire.ATTACH_ORPHAN)
             if intent and self._admit(sess, addr, msg.node_id, msg.slots, lo_flags):
                 self._accept_child(sess, addr, msg.node_id, msg.slots, msg.from_seq, now)
+                return
+            if self._busy() and addr not in sess.children:
+                # our uplink is backed up (a flash crowd asking the broadcaster in its link):
+                # live data first; the joiner has asked others as well
+                self.stats.busy_dropped += 1
                 return
             self._drop_silent(sess, now, bool(msg.flags & wire.ATTACH_ORPHAN))
             slots = self._slots(sess)
