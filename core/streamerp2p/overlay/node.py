@@ -684,7 +684,7 @@ class Node:
     def _join_round(self, sess: Session, now: float) -> None:
         """Ask hosts likely to be in the station's tree for offers (the first few: attach me)."""
         cfg = self.config
-        sess.next_round = now + min(4.0, cfg.join_retry * 2 ** min(sess.rounds, 4))
+        sess.next_round = now + min(2.0, cfg.join_retry * 2 ** min(sess.rounds, 4))
         sess.rounds += 1
         sess.round_asks = 0
         self._forget_old_asks(sess, now)
@@ -721,7 +721,7 @@ class Node:
         self._req_id += 1
         sess.asked[addr] = now
         # after a few rounds, or when we were displaced to make room: a last free slot too
-        last = sess.rounds >= 3 or now < sess.displaced_until
+        last = sess.rounds >= 2 or now < sess.displaced_until
         flags = wire.ATTACH_LAST if last else 0
         if now < sess.orphan_until:
             flags |= wire.ATTACH_ORPHAN
@@ -1609,7 +1609,7 @@ class Node:
         return out
 
     def _send_attach(self, sess: Session, addr: Addr, now: float, flags: int = 0) -> None:
-        if sess.rounds >= 3 or now < sess.displaced_until:
+        if sess.rounds >= 2 or now < sess.displaced_until:
             flags |= wire.ATTACH_LAST
         if now < sess.orphan_until:
             flags |= wire.ATTACH_ORPHAN
