@@ -226,6 +226,7 @@ class Session:
     fill_at: float = 0.0
     skip_at: float = 0.0  # when the audio after a gap is due (see _skip_due)
     late_since: float | None = None  # dropping chunks that came too late since then
+    first_at: float | None = None  # when the first chunk to play arrived (playout not started)
     # status timers
     next_pstat: float = 0.0
     next_cstat: float = 0.0
@@ -1394,7 +1395,11 @@ class Node:
                 else ((_SEQ_TS.unpack_from(last, 8)[1] - ts_d) & 0xFFFFFFFF) / 1000
             )
             ready = behind >= 0.9 * cfg.cushion_seconds and ahead >= cfg.start_ahead
-            if not ready and now - sess.attached_at < cfg.cushion_seconds:
+            if sess.first_at is None:
+                sess.first_at = now
+            # a stream that just began: half a cushion of delay, counted from the first chunk
+            # (listeners may attach long before a broadcast begins)
+            if not ready and now - sess.first_at < cfg.cushion_seconds / 2:
                 return
             sess.playing = True
             sess.waiting_since = None
@@ -1635,7 +1640,7 @@ class Node:
         orphan's word that its parent went silent makes a shorter silence enough."""
         if sess.active_children() < self._slots(sess):
             return
-        limit = now - (1.2 if orphan else 2.5) * self.config.status_interval
+        limit = now - (1.1 if orphan else 2.5) * self.config.status_interval
         for caddr in [a for a, c in sess.children.items() if c.last_heard < limit]:
             c = sess.children.pop(caddr)
             self._events.append(ChildLeft(sess.station_id, caddr, c.node_id, "timeout"))
@@ -1778,6 +1783,7 @@ class Node:
         sess.head = sess.known_head = sess.settled_head = sess.settling_head = -1
         sess.head_ts = 0
         sess.late_since = None
+        sess.first_at = None
         sess.started = False
         sess.playing = False
         sess.waiting_since = None
@@ -1873,6 +1879,7 @@ class Node:
         wake = float("inf")
         if sess.parent is not None:
             wake = sess.parent_last + cfg.parent_timeout + 0.001  # silent parent: lost then
+            wake = min(wake, sess.next_cstat)  # our own status: on time (parents watch it)
         if sess.parent is not None and sess.started and sess.known_head >= sess.contig:
             # a chunk is missing: the next repair is due, or newer announced chunks settle
             wake = min(wake, sess.repair_due)
