@@ -28,6 +28,26 @@ from .plugins import load_plugins
 from .procs import NodeProcess, read_status
 
 
+def _listen_args(tmp: Path, name: str, link: object, slots: int, status: Path) -> list[str]:
+    """``streamer listen`` on loopback with its own state dir, any ports and a status file."""
+    return [
+        "--state-dir",
+        str(tmp / name),
+        "listen",
+        str(link),
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--http",
+        "127.0.0.1:0",
+        "--slots",
+        str(slots),
+        "--status-file",
+        str(status),
+    ]
+
+
 def tone_broadcaster(
     tmp: Path, name: str, *, slots: int, status: Path | None = None
 ) -> NodeProcess:
@@ -96,25 +116,7 @@ def run_relay_bench(*, children: int, seconds: float, tunes: int, as_json: bool)
         procs.append(src)
         link = Link.parse(src.value("link:"))
         status = tmp / "relay.json"
-        relay = NodeProcess(
-            [
-                "--state-dir",
-                str(tmp / "relay"),
-                "listen",
-                str(link),
-                "--port",
-                "0",
-                "--bind",
-                "127.0.0.1",
-                "--slots",
-                str(children + 1),
-                "--http",
-                "127.0.0.1:0",
-                "--status-file",
-                str(status),
-            ],
-            name="relay",
-        )
+        relay = NodeProcess(_listen_args(tmp, "relay", link, children + 1, status), name="relay")
         procs.append(relay)
         relay.wait_line("tuned:")
         base_s = min(5.0, seconds)
@@ -232,22 +234,7 @@ def run_swarm_bench(
 
     def spawn(name: str, link: Link) -> None:
         slots = rng.choice([0, 1, 2, 3])
-        args = [
-            "--state-dir",
-            str(tmp / name),
-            "listen",
-            str(link),
-            "--port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--http",
-            "127.0.0.1:0",
-            "--slots",
-            str(slots),
-            "--status-file",
-            str(tmp / f"{name}.json"),
-        ]
+        args = _listen_args(tmp, name, link, slots, tmp / f"{name}.json")
         procs[name] = NodeProcess(args, name=name)
         spawned[name] = time.monotonic()
 

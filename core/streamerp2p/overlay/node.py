@@ -1558,8 +1558,7 @@ class Node:
         """Children this node can feed for a station: from upload capacity when known."""
         cfg = self.config
         base = cfg.slots
-        rec = sess.record
-        bitrate = rec.meta.bitrate if rec is not None else sess.bitrate_hint
+        bitrate = self._bitrate(sess)
         if cfg.upload_kbps > 0 and bitrate > 0:
             base = min(int(cfg.upload_kbps * cfg.slot_headroom / bitrate), cfg.max_slots)
         return max(0, min(base, 255) - sess.slot_penalty)
@@ -1627,8 +1626,7 @@ class Node:
     def _can_overlap(self, sess: Session) -> bool:
         """Can our uplink carry one stream more while a displaced child moves away?"""
         cfg = self.config
-        rec = sess.record
-        bitrate = rec.meta.bitrate if rec is not None else sess.bitrate_hint
+        bitrate = self._bitrate(sess)
         if not self._tx_rate or not bitrate:
             return True  # capacity unknown: trust the slots
         streams = len(sess.children) + 1
