@@ -319,7 +319,7 @@ def test_unsolicited_offers_are_ignored() -> None:
     r = build(n=1)
     a = r.listeners[0]
     node = r.node(a)
-    fake = wire.Offer(r.sid, 7, b"evil" * 2, wire.OFFER_IN_TREE, 255, 255, 0, 0, [], [])
+    fake = wire.Offer(r.sid, 7, b"evil" * 2, wire.OFFER_IN_TREE, 255, 255, 0, 0, 0, [])
     r.sim.call(a, lambda n, t: n.receive_datagram(fake.encode(), ("10.9.9.9", 1), t))
     assert ("10.9.9.9", 1) not in node.sessions[r.sid[:4]].candidates
     assert ("10.9.9.9", 1) not in node.hosts
@@ -465,18 +465,62 @@ def test_repairs_for_others_never_delay_live_data() -> None:
     assert busy <= calm + 0.1, (busy, calm)  # ...and live data did not wait behind them
 
 
-def test_a_loop_longer_than_the_path_is_broken_by_its_depth() -> None:
-    # paths carry the last 32 hops: a loop of more nodes would not show our own id, but its
-    # PSTATs go round and round, the depth grows by one per hop, and a node seeing an absurd
-    # depth leaves its parent
+def test_a_loop_coming_round_is_left_and_a_lone_filter_hit_is_not() -> None:
+    # a parent's filter holding our bits while our depth grows is a loop coming round: leave.
+    # Our bits alone (a false positive of the Bloom filter) are no reason to leave
+    r = build(n=3)
+    a = r.listeners[-1]
+    node = r.node(a)
+    sess = node.sessions[r.sid[:4]]
+    parent = sess.parent
+    assert parent is not None
+    ours = wire.ancestor_bits(node.node_id)
+    same = wire.PStat(sess.tag, sess.depth - 1, sess.head, ours, None).encode()
+    r.sim.call(a, lambda n, t: n.receive_datagram(same, parent, t))
+    assert sess.parent == parent
+    deeper = wire.PStat(sess.tag, sess.depth + 5, sess.head, ours, None).encode()
+    r.sim.call(a, lambda n, t: n.receive_datagram(deeper, parent, t))
+    assert sess.parent is None  # left at once...
+    r.run(8)
+    assert sess.parent is not None and sess.depth < 10  # ...and joined again
+
+
+def test_an_absurd_depth_is_a_loop() -> None:
     r = build(n=3)
     a = r.listeners[-1]
     sess = r.node(a).sessions[r.sid[:4]]
     parent = sess.parent
     assert parent is not None
-    stranger_path = [bytes([i]) * 8 for i in range(32)]
-    pstat = wire.PStat(sess.tag, 230, sess.head, stranger_path, None).encode()
+    pstat = wire.PStat(sess.tag, 230, sess.head, 0, None).encode()
     r.sim.call(a, lambda n, t: n.receive_datagram(pstat, parent, t))
-    assert sess.parent is None  # left at once...
-    r.run(8)
-    assert sess.parent is not None and sess.depth < 10  # ...and joined again
+    assert sess.parent is None
+
+
+def test_no_loop_at_any_depth() -> None:
+    # a chain 40 deep (one slot each): the node at the top may not attach under the bottom,
+    # though the bottom is far more hops below it than a path of node ids could carry
+    r = Radio(3, slots=1, source_slots=1, reshuffle=False)
+    for i in range(1, 41):
+        r.add_listener(i)
+        r.run(0.3)
+    for _ in range(60):  # each joiner has to find the one free slot, at the bottom
+        r.run(5)
+        if min(r.depth(a) for a in r.listeners) > 0:
+            break
+    chain = sorted(r.listeners, key=r.depth)
+    top, bottom = chain[0], chain[-1]
+    assert r.depth(top) == 1 and r.depth(bottom) == 40
+    replies: list[int] = []
+
+    def watch(src: object, dst: object, data: bytes) -> bool:
+        if src == bottom and dst == top and data[3] == wire.ATTACH_NO:
+            replies.append(wire.decode(data).reason)  # type: ignore[union-attr]
+        return False
+
+    r.sim.drop = watch
+    top_id = r.node(top).node_id
+    attach = wire.Attach(r.sid, top_id, wire.FRESH, 1, wire.ATTACH_LAST).encode()
+    r.sim.call(bottom, lambda n, t: n.receive_datagram(attach, top, t))
+    r.run(0.5)
+    assert replies == [wire.NO_LOOP]
+    assert top not in r.node(bottom).sessions[r.sid[:4]].children

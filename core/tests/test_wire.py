@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import random
 
 import pytest
 from hypothesis import given, settings
@@ -20,6 +21,7 @@ from streamerp2p.types import StationMeta
 ids = st.binary(min_size=8, max_size=8)
 tags = st.binary(min_size=4, max_size=4)
 sids = st.binary(min_size=16, max_size=16)
+ancs = st.integers(0, (1 << (8 * wire.ANC_LEN)) - 1)
 u32 = st.integers(0, 2**32 - 1)
 u8 = st.integers(0, 255)
 v4 = st.tuples(st.ip_addresses(v=4).map(str), st.integers(0, 65535))
@@ -50,14 +52,14 @@ messages = st.one_of(
         u8,
         u8,
         u32,
-        st.lists(ids, max_size=wire.MAX_PATH),
+        ancs,
         st.lists(addrs, max_size=wire.MAX_REFERRALS),
         u8,
         st.integers(0, 65535),
         u8,
     ),
     st.builds(wire.Attach, sids, ids, u32, u8, u8),
-    st.builds(wire.AttachOk, sids, ids, u8, u32, u32, st.lists(ids, max_size=wire.MAX_PATH), u32),
+    st.builds(wire.AttachOk, sids, ids, u8, u32, u32, ancs, u32),
     st.builds(wire.AttachNo, sids, u8, st.lists(addrs, max_size=wire.MAX_REFERRALS)),
     st.builds(
         wire.Seal,
@@ -71,9 +73,7 @@ messages = st.one_of(
         tags,
         st.lists(st.tuples(u32, st.integers(0, 65535)), max_size=wire.MAX_NACK_RANGES),
     ),
-    st.builds(
-        wire.PStat, tags, u8, u32, st.lists(ids, max_size=wire.MAX_PATH), st.none() | addrs, u8
-    ),
+    st.builds(wire.PStat, tags, u8, u32, ancs, st.none() | addrs, u8),
     st.builds(wire.CStat, tags, ids, u8, u8, u32, u8),
     st.builds(
         wire.Leave, tags, st.integers(0, 65535), st.lists(addrs, max_size=wire.MAX_REFERRALS)
@@ -154,3 +154,25 @@ def test_station_id_text_form() -> None:
     assert decode_station_id(text.upper()) == key.station_id
     with pytest.raises(ValueError):
         decode_station_id("not-an-id")
+
+
+@given(st.lists(ids, min_size=1, max_size=60), ids)
+def test_ancestor_filter_has_no_false_negatives(chain: list[bytes], other: bytes) -> None:
+    filt = 0
+    for node_id in chain:
+        filt |= wire.ancestor_bits(node_id)
+    assert all(wire.may_hold(filt, wire.ancestor_bits(n)) for n in chain)
+    assert bin(wire.ancestor_bits(other)).count("1") in (1, 2, 3)
+
+
+def test_ancestor_filter_false_positives_are_rare_at_real_depths() -> None:
+    rng = random.Random(7)
+    hits = trials = 0
+    for _ in range(200):
+        filt = 0
+        for _ in range(20):  # a node 20 hops below the broadcaster
+            filt |= wire.ancestor_bits(rng.randbytes(8))
+        for _ in range(100):
+            trials += 1
+            hits += wire.may_hold(filt, wire.ancestor_bits(rng.randbytes(8)))
+    assert hits / trials < 0.005, hits / trials

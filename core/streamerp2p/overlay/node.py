@@ -134,7 +134,7 @@ class Candidate:
     node_id: bytes
     free: int
     depth: int
-    path: list[bytes]
+    ancestors: int  # its ancestor filter (root .. it)
     heard: float
     rtt: float
     weakest: int = 255
@@ -165,7 +165,7 @@ class Session:
     parent_leaving: bool = False
     backup: Addr | None = None
     depth: int = 0
-    path: list[bytes] = field(default_factory=list)  # root .. this node
+    ancestors: int = 0  # Bloom filter of root .. this node (wire.ancestor_bits)
     children: dict[Addr, Child] = field(default_factory=dict)
     leaving: bool = False
     leave_deadline: float = 0.0
@@ -275,6 +275,7 @@ class Node:
         self.config = config or NodeConfig()
         self.rng = rng or random.Random()
         self.node_id = node_id or self.rng.randbytes(wire.ID_LEN)
+        self._anc_bits = wire.ancestor_bits(self.node_id)
         self.stats = Stats()
         self.sessions: dict[bytes, Session] = {}
         self.hosts = HostList(self.config.max_hosts, self.rng)
@@ -393,7 +394,7 @@ class Node:
             return
         sess = Session(station_id=station_id, tag=tag, seeking=True)
         sess.hosts = list(dict.fromkeys(hosts))
-        sess.path = [self.node_id]
+        sess.ancestors = self._anc_bits
         self.sessions[tag] = sess
         self._join_round(sess, now)
         self._next_tick = min(self._next_tick, now)
@@ -411,7 +412,7 @@ class Node:
         tag = tag_of(key.station_id)
         sess = Session(station_id=key.station_id, tag=tag, key=key)
         sess.verifier = Verifier(key.public)
-        sess.path = [self.node_id]
+        sess.ancestors = self._anc_bits
         sess.packer = Packer(wire.MAX_PAYLOAD, self.config.chunk_max_delay)
         sess.ts0 = now
         sess.started = True
@@ -761,9 +762,17 @@ class Node:
             sess.bitrate_hint = msg.bitrate
         self._learn(addr, msg.node_id, sess.tag if in_tree else None, now, msg.slots)
         rtt = now - asked if asked is not None else 1.0
-        if in_tree and self.node_id not in msg.path:
+        if in_tree and not self._below(msg.ancestors):
             sess.candidates[addr] = Candidate(
-                addr, msg.node_id, msg.free, msg.depth, msg.path, now, rtt, msg.weakest, msg.spare
+                addr,
+                msg.node_id,
+                msg.free,
+                msg.depth,
+                msg.ancestors,
+                now,
+                rtt,
+                msg.weakest,
+                msg.spare,
             )
             mine = self._slots(sess)
             usable = msg.free > 0 or (mine > 0 and msg.weakest < mine)
@@ -796,7 +805,7 @@ class Node:
         for c in sess.candidates.values():
             if c.addr == sess.parent or self._is_dead(sess, c.addr, now):
                 continue
-            if now - c.heard > 30.0 or self.node_id in c.path or c.depth >= MAX_DEPTH:
+            if now - c.heard > 30.0 or self._below(c.ancestors) or c.depth >= MAX_DEPTH:
                 continue
             # the shallowest place wins: a free slot, or a weaker child we may displace
             if c.free > 0:
@@ -821,7 +830,7 @@ class Node:
         )
         if addr == sess.parent and (sess.started or addr != sess.attaching):
             return  # a repeated answer
-        loop = self.node_id in msg.path or msg.depth >= MAX_DEPTH
+        loop = self._below(msg.ancestors) or msg.depth >= MAX_DEPTH
         if not wanted or loop:
             # an answer we no longer want (or a loop): tell it so it frees the slot
             self._send(wire.Detach(sess.tag, self.node_id).encode(), addr)
@@ -852,7 +861,7 @@ class Node:
         sess.parent_last = now
         sess.parent_leaving = False
         sess.depth = msg.depth + 1
-        sess.path = [*msg.path, self.node_id][-wire.MAX_PATH :]
+        sess.ancestors = msg.ancestors | self._anc_bits
         sess.candidates.pop(addr, None)
         sess.next_cstat = now
         sess.next_refresh = now + self.config.refresh_interval * (0.5 + self.rng.random())
@@ -953,7 +962,7 @@ class Node:
                 slots,
                 sess.depth,
                 max(sess.head, 0),
-                sess.path,
+                sess.ancestors,
                 self._referrals(sess, addr),
                 weakest,
                 sess.record.meta.bitrate if sess.record is not None else 0,
@@ -964,7 +973,7 @@ class Node:
             refs = [a for a in refs if a != addr]
             if len(refs) > wire.MAX_REFERRALS:
                 refs = self.rng.sample(refs, wire.MAX_REFERRALS)
-            offer = wire.Offer(msg.station_id, msg.req_id, self.node_id, 0, 0, 0, 255, 0, [], refs)
+            offer = wire.Offer(msg.station_id, msg.req_id, self.node_id, 0, 0, 0, 255, 0, 0, refs)
         self._send(offer.encode(), addr)
 
     def _on_attach(self, msg: wire.Attach, addr: Addr, now: float) -> None:
@@ -978,7 +987,7 @@ class Node:
             refs = self._referrals(sess, addr)
             self._send(wire.AttachNo(msg.station_id, wire.NO_LEAVING, refs).encode(), addr)
             return
-        if msg.node_id in sess.path or addr == sess.parent:
+        if self._above(sess, msg.node_id) or addr == sess.parent:
             self._send(wire.AttachNo(msg.station_id, wire.NO_LOOP, []).encode(), addr)
             return
         if not self._admit(sess, addr, msg.node_id, msg.slots, msg.flags):
@@ -1070,20 +1079,22 @@ class Node:
         if sess is None or addr != sess.parent:
             return
         sess.parent_last = now
-        if self.node_id in msg.path or msg.depth >= MAX_DEPTH:
-            # (paths hold the last 32 hops: a longer loop shows as an ever-growing depth)
+        # in a loop the filter coming round holds us and the depth grows with every round; a
+        # false positive of the filter alone (rare) is not enough to leave a good parent
+        grows = msg.depth + 1 > sess.depth
+        if (grows and self._below(msg.ancestors)) or msg.depth >= MAX_DEPTH:
             self._lose_parent(sess, now, "loop")
             return
-        path = [*msg.path, self.node_id][-wire.MAX_PATH :]
-        changed = path != sess.path
+        ancestors = msg.ancestors | self._anc_bits
+        changed = ancestors != sess.ancestors
         sess.depth = msg.depth + 1
-        sess.path = path
+        sess.ancestors = ancestors
         sess.backup = msg.backup
         sess.parent_spare = msg.spare
         if msg.head_seq != wire.FRESH and msg.head_seq > sess.known_head:
             sess.known_head = msg.head_seq
         if changed:
-            self._send_pstat(sess, now)  # paths travel down at once: loops are caught early
+            self._send_pstat(sess, now)  # positions travel down at once: loops are caught early
 
     def _send_pstat(self, sess: Session, now: float) -> None:
         if not sess.children:
@@ -1091,7 +1102,9 @@ class Node:
         sess.next_pstat = now + self.config.pstat_interval
         sess.last_data_out = now
         head = sess.head if sess.head >= 0 else wire.FRESH
-        pstat = wire.PStat(sess.tag, sess.depth, head, sess.path, sess.parent, self._spare16(sess))
+        pstat = wire.PStat(
+            sess.tag, sess.depth, head, sess.ancestors, sess.parent, self._spare16(sess)
+        )
         raw = pstat.encode()
         for caddr in sess.children:
             self._send(raw, caddr)
@@ -1643,6 +1656,18 @@ class Node:
             c = sess.children.pop(caddr)
             self._events.append(ChildLeft(sess.station_id, caddr, c.node_id, "timeout"))
 
+    def _below(self, ancestors: int) -> bool:
+        """Whether we may be among the ancestors in this filter (its owner may be below us).
+
+        The filter covers every hop to the root however deep the tree is, so a loop of any
+        length is seen; a false positive (rare at real depths) only costs one refusal.
+        """
+        return wire.may_hold(ancestors, self._anc_bits)
+
+    def _above(self, sess: Session, node_id: bytes) -> bool:
+        """Whether ``node_id`` may be one of our ancestors in this session."""
+        return wire.may_hold(sess.ancestors, wire.ancestor_bits(node_id))
+
     def _weakest(self, sess: Session) -> tuple[Addr, Child] | None:
         """The active child with fewest slots (the one a stronger node may displace)."""
         best: tuple[Addr, Child] | None = None
@@ -1655,7 +1680,7 @@ class Node:
         """Room for this joiner? A stronger joiner (ATTACH_PREEMPT) displaces the weakest child."""
         if addr in sess.children:
             return True
-        if node_id in sess.path or addr == sess.parent:
+        if self._above(sess, node_id) or addr == sess.parent:
             return False
         self._drop_silent(sess, self._now, bool(flags & wire.ATTACH_ORPHAN))
         free = self._slots(sess) - sess.active_children()
@@ -1712,7 +1737,9 @@ class Node:
         start = self._start_seq(sess, from_seq)
         head = sess.head if sess.head >= 0 else wire.FRESH
         epoch = sess.record.epoch if sess.record is not None else 0
-        ok = wire.AttachOk(sess.station_id, self.node_id, sess.depth, head, start, sess.path, epoch)
+        ok = wire.AttachOk(
+            sess.station_id, self.node_id, sess.depth, head, start, sess.ancestors, epoch
+        )
         self._send(ok.encode(), addr)
         if sess.record_raw:
             self._send(wire.StationMsg(sess.record_raw).encode(), addr)
@@ -1810,7 +1837,7 @@ class Node:
             return  # a node that cannot relay has no business near the broadcaster
         best: Candidate | None = None
         for c in sess.candidates.values():
-            if c.addr == sess.parent or now - c.heard > 15.0 or self.node_id in c.path:
+            if c.addr == sess.parent or now - c.heard > 15.0 or self._below(c.ancestors):
                 continue
             if c.depth >= MAX_DEPTH:
                 continue
@@ -1861,7 +1888,7 @@ class Node:
             if c.spare >= 2
             and c.addr != sess.parent
             and now - c.heard <= 20.0
-            and self.node_id not in c.path
+            and not self._below(c.ancestors)
             and not self._is_dead(sess, c.addr, now)
         ]
         fresh.sort(key=lambda h: -h[1])

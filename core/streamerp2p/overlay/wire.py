@@ -13,6 +13,7 @@ fixed header with :data:`DATA_HEADER` and forwards the datagram bytes unchanged.
 from __future__ import annotations
 
 import functools
+import hashlib
 import ipaddress
 import struct
 from dataclasses import dataclass, field
@@ -46,7 +47,8 @@ STATION_ID_LEN = 16
 TAG_LEN = 4  # first bytes of the station id, routes data messages
 HASH_LEN = 16
 SIG_LEN = 64
-MAX_PATH = 32
+ANC_LEN = 64  # ancestor filter: a 512-bit Bloom filter of every node from the root down
+ANC_SPARSE = 32  # up to this many set bits travel as a list of bit numbers (shallow nodes)
 MAX_REFERRALS = 8
 MAX_HOSTS = 40
 MAX_SEAL_COUNT = 32
@@ -144,11 +146,19 @@ class _Reader:
             raise WireError("too many addresses")
         return [self.addr() for _ in range(n)]
 
-    def ids(self, limit: int) -> list[bytes]:
+    def anc(self) -> int:
         n = self.u8()
-        if n > limit:
-            raise WireError("path too long")
-        return self.many(n, ID_LEN)
+        if n == _ANC_DENSE:
+            return int.from_bytes(self.take(ANC_LEN), "big")
+        if n > ANC_SPARSE:
+            raise WireError("bad ancestor filter")
+        filt = 0
+        for _ in range(n):
+            bit = self.u16()
+            if bit >= 8 * ANC_LEN:
+                raise WireError("bad ancestor filter")
+            filt |= 1 << bit
+        return filt
 
     def text(self, limit: int) -> str:
         n = self.u16()
@@ -182,9 +192,32 @@ def _addrs(addrs: list[Addr], limit: int) -> bytes:
     return _U8.pack(len(addrs)) + b"".join(_addr(a) for a in addrs)
 
 
-def _ids(ids: list[bytes], limit: int) -> bytes:
-    ids = ids[-limit:]
-    return _U8.pack(len(ids)) + b"".join(ids)
+def ancestor_bits(node_id: bytes) -> int:
+    """The 3 bits a node sets in an ancestor filter (from a hash, so ids cannot aim them)."""
+    h = int.from_bytes(hashlib.blake2b(node_id, digest_size=8).digest(), "big")
+    return (1 << (h & 511)) | (1 << ((h >> 9) & 511)) | (1 << ((h >> 18) & 511))
+
+
+def may_hold(ancestors: int, bits: int) -> bool:
+    """Whether an ancestor filter may hold the node with these bits (no false negatives)."""
+    return ancestors & bits == bits
+
+
+_ANC_DENSE = 0xFF
+
+
+def _anc(ancestors: int) -> bytes:
+    # a node near the root has few bits set: their numbers (2 bytes each) are shorter than the
+    # 64-byte bitmap, and shorter than the list of node ids paths used to carry
+    bits: list[int] = []
+    x = ancestors
+    while x and len(bits) <= ANC_SPARSE:
+        low = x & -x
+        bits.append(low.bit_length() - 1)
+        x ^= low
+    if len(bits) <= ANC_SPARSE:
+        return _U8.pack(len(bits)) + b"".join(_U16.pack(b) for b in bits)
+    return _U8.pack(_ANC_DENSE) + ancestors.to_bytes(ANC_LEN, "big")
 
 
 def _text(s: str, limit: int) -> bytes:
@@ -297,7 +330,7 @@ class Offer:
     slots: int
     depth: int
     head_seq: int
-    path: list[bytes]
+    ancestors: int  # Bloom filter of root .. this node (see ancestor_bits)
     referrals: list[Addr]
     weakest: int = 255  # fewest slots among its children (a stronger joiner may take that place)
     bitrate: int = 0  # the station's bitrate, kbit/s (a joiner sizes its own slots with it)
@@ -316,7 +349,7 @@ class Offer:
                     [self.flags, min(self.free, 255), min(self.slots, 255), min(self.depth, 255)]
                 ),
                 _U32.pack(self.head_seq),
-                _ids(self.path, MAX_PATH),
+                _anc(self.ancestors),
                 _addrs(self.referrals, MAX_REFERRALS),
                 bytes([min(self.weakest, 255)]),
                 _U16.pack(min(self.bitrate, 0xFFFF)),
@@ -358,7 +391,7 @@ class AttachOk:
     depth: int  # the parent's depth
     head_seq: int
     start_seq: int  # first seq the parent will serve this child
-    path: list[bytes]  # root .. parent
+    ancestors: int  # Bloom filter of root .. parent
     epoch: int = 0  # the stream epoch the parent relays (see the station record)
 
     TYPE = ATTACH_OK
@@ -372,7 +405,7 @@ class AttachOk:
                 bytes([min(self.depth, 255)]),
                 _U32.pack(self.head_seq),
                 _U32.pack(self.start_seq),
-                _ids(self.path, MAX_PATH),
+                _anc(self.ancestors),
                 _U32.pack(self.epoch & 0xFFFFFFFF),
             ]
         )
@@ -453,7 +486,7 @@ class PStat:
     tag: bytes
     depth: int  # the parent's depth
     head_seq: int
-    path: list[bytes]  # root .. parent
+    ancestors: int  # Bloom filter of root .. parent
     backup: Addr | None  # the parent's own parent (grandparent of the child)
     spare: int = 0  # the parent's spare upload in 1/16 of the bitrate, 255 = plenty
 
@@ -466,7 +499,7 @@ class PStat:
             + self.tag
             + bytes([min(self.depth, 255)])
             + _U32.pack(self.head_seq)
-            + _ids(self.path, MAX_PATH)
+            + _anc(self.ancestors)
             + b
             + bytes([min(self.spare, 255)])
         )
@@ -606,7 +639,7 @@ def decode(data: bytes) -> Message:
             slots,
             depth,
             r.u32(),
-            r.ids(MAX_PATH),
+            r.anc(),
             r.addrs(MAX_REFERRALS),
             r.u8(),
             r.u16(),
@@ -621,7 +654,7 @@ def decode(data: bytes) -> Message:
             r.u8(),
             r.u32(),
             r.u32(),
-            r.ids(MAX_PATH),
+            r.anc(),
             r.u32(),
         )
     elif mtype == ATTACH_NO:
@@ -640,9 +673,9 @@ def decode(data: bytes) -> Message:
             raise WireError("too many ranges")
         msg = Nack(tag, [(r.u32(), r.u16()) for _ in range(n)])
     elif mtype == PSTAT:
-        tag, depth, head, path = r.take(TAG_LEN), r.u8(), r.u32(), r.ids(MAX_PATH)
+        tag, depth, head, anc = r.take(TAG_LEN), r.u8(), r.u32(), r.anc()
         backups = r.addrs(1)
-        msg = PStat(tag, depth, head, path, backups[0] if backups else None, r.u8())
+        msg = PStat(tag, depth, head, anc, backups[0] if backups else None, r.u8())
     elif mtype == CSTAT:
         msg = CStat(r.take(TAG_LEN), r.take(ID_LEN), r.u8(), r.u8(), r.u32(), r.u8())
     elif mtype == LEAVE:
