@@ -114,6 +114,7 @@ class Stats:
     rehomes: int = 0
     bulk_dropped: int = 0  # repairs that waited too long behind live data
     busy_dropped: int = 0  # gossip and join requests left unanswered while the uplink was full
+    lost_attach_ok: int = 0  # a parent's ATTACH_OK lost (its data came first): asked again
     reanchors: int = 0  # playout fell behind for good and took a longer delay (a rebuffer)
 
 
@@ -179,6 +180,8 @@ class Session:
     attaching: Addr | None = None
     attach_sent: float = 0.0
     intents: dict[Addr, float] = field(default_factory=dict)  # JOIN_ATTACH sent while seeking
+    # ATTACH sent lately: data from one of these without its ATTACH_OK means the answer was lost
+    attach_targets: dict[Addr, float] = field(default_factory=dict)
     next_reshuffle: float = 0.0
     slot_penalty: int = 0  # slots shed because children reported loss
     loss_streak: int = 0
@@ -834,6 +837,7 @@ class Node:
         if not wanted or loop:
             # an answer we no longer want (or a loop): tell it so it frees the slot
             self._send(wire.Detach(sess.tag, self.node_id).encode(), addr)
+            sess.attach_targets.pop(addr, None)
             if loop:
                 sess.dead[addr] = now + 10.0
             if addr == sess.attaching:
@@ -853,6 +857,7 @@ class Node:
             sess.rtt = max(0.001, now - sess.intents[addr])
         sess.attaching = None
         sess.intents.clear()
+        sess.attach_targets.pop(addr, None)
         sess.seeking = False
         sess.rounds = 0
         sess.window_end = None
@@ -898,9 +903,33 @@ class Node:
         if sess.started:
             self._request_repairs(sess, now)
 
+    def _lost_attach_ok(self, sess: Session, addr: Addr, now: float) -> None:
+        """Data from a node we asked to take us, without its ATTACH_OK: the answer was lost
+        (or is late). Still looking for a parent: ask it again, it answers at once (a child
+        asking again gets ATTACH_OK again). Found one meanwhile: free its slot."""
+        if now < sess.attach_targets.get(addr, now):
+            return  # we asked again: data it sent before our ask reached it is still coming
+        seeking = sess.parent is None or sess.parent_leaving
+        if seeking and sess.attaching not in (None, addr):
+            return  # waiting for another answer: decide when it comes
+        sess.intents.pop(addr, None)
+        if seeking:
+            self.stats.lost_attach_ok += 1
+            sess.dead.pop(addr, None)
+            # (our ask to its first data: a round trip, and then some)
+            rtt = now - sess.attach_sent if sess.attaching == addr else 0.3
+            self._send_attach(sess, addr, now)
+            sess.attach_targets[addr] = now + 1.5 * max(rtt, 0.05)
+        else:
+            sess.attach_targets.pop(addr, None)
+            self._send(wire.Detach(sess.tag, self.node_id).encode(), addr)
+
     def _on_attach_no(self, msg: wire.AttachNo, addr: Addr, now: float) -> None:
         sess = self.sessions.get(msg.station_id[:4])
-        if sess is None or sess.station_id != msg.station_id or addr != sess.attaching:
+        if sess is None or sess.station_id != msg.station_id:
+            return
+        sess.attach_targets.pop(addr, None)
+        if addr != sess.attaching:
             return
         sess.attaching = None
         sess.candidates.pop(addr, None)
@@ -1315,11 +1344,16 @@ class Node:
             self.stats.bad_datagrams += 1
             return
         sess = self.sessions.get(data[4:8])
-        if sess is None or sess.is_source or not sess.started:
+        if sess is None or sess.is_source:
             self.stats.unexpected += 1
             return
         if addr == sess.parent:
             sess.parent_last = now
+        elif addr in sess.attach_targets or addr in sess.intents:
+            self._lost_attach_ok(sess, addr, now)
+        if not sess.started:
+            self.stats.unexpected += 1
+            return
         seq = _SEQ_TS.unpack_from(data, 8)[0]
         if seq < sess.low or seq in sess.history:
             self.stats.dup_chunks += 1
@@ -1407,6 +1441,10 @@ class Node:
                 if last is None
                 else ((_SEQ_TS.unpack_from(last, 8)[1] - ts_d) & 0xFFFFFFFF) / 1000
             )
+            top = sess.contig - 1
+            if behind < 0.9 * cfg.cushion_seconds and sess.known_head > top > seq:
+                # the newest chunks we heard of wait for their seal: judge by sequence numbers
+                behind = max(behind, (sess.known_head - seq) * ahead / (top - seq))
             ready = behind >= 0.9 * cfg.cushion_seconds and ahead >= cfg.start_ahead
             if sess.first_at is None:
                 sess.first_at = now
@@ -1632,6 +1670,11 @@ class Node:
             flags |= wire.ATTACH_ORPHAN
         sess.attaching = addr
         sess.attach_sent = now
+        targets = sess.attach_targets
+        if len(targets) > 16:
+            for a in [a for a, t in targets.items() if now - t > 10.0]:
+                del targets[a]
+        targets[addr] = now
         from_seq = sess.contig if sess.started else wire.FRESH
         msg = wire.Attach(sess.station_id, self.node_id, from_seq, self._slots(sess), flags)
         self._send(msg.encode(), addr)
