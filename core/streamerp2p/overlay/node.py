@@ -226,6 +226,8 @@ class Session:
     play_t0: float = 0.0  # playout clock: chunk ts plays at play_t0 + (ts - play_ts0) / 1000
     play_ts0: int = 0
     fill_tokens: float = 0.0  # spare upload for gap-filling chunks at once (see _fill_allowed)
+    # live chunks children asked for before we had them: sent the moment they arrive
+    child_wants: dict[int, tuple[list[Addr], float]] = field(default_factory=dict)
     fill_at: float = 0.0
     skip_at: float = 0.0  # when the audio after a gap is due (see _skip_due)
     late_since: float | None = None  # dropping chunks that came too late since then
@@ -1089,8 +1091,10 @@ class Node:
             if wanted == 0 and msg.ranges:
                 self._serve(sess, addr, msg.ranges, push=1)  # seals only: small, needed now
             elif wanted <= 2 and sess.head - msg.ranges[0][0] < 128:
-                # a chunk or two of the live stream lost on the way: resend at once (tiny)
+                # a chunk or two of the live stream lost on the way: resend at once (tiny);
+                # lost above us too: pass it on the moment our own repair brings it
                 self._serve(sess, addr, msg.ranges, push=wanted)
+                self._remember_wants(sess, addr, msg.ranges, now)
             elif self._tx_rate and self._fill_allowed(sess, wanted * 1300, now):
                 self._serve(sess, addr, msg.ranges, push=wanted)  # our spare allows it now
             else:
@@ -1100,6 +1104,25 @@ class Node:
             self._serve(sess, addr, msg.ranges, helper=True)
         else:
             self.stats.unexpected += 1
+
+    def _remember_wants(
+        self, sess: Session, addr: Addr, ranges: list[tuple[int, int]], now: float
+    ) -> None:
+        wants = sess.child_wants
+        if len(wants) > 256:
+            for seq in [q for q, (_, t) in wants.items() if now - t > 3.0]:
+                del wants[seq]
+            if len(wants) > 256:
+                return
+        for first, count in ranges:
+            for seq in range(first, first + count):
+                if seq in sess.history or seq < sess.low:
+                    continue
+                entry = wants.get(seq)
+                if entry is None:
+                    wants[seq] = ([addr], now)
+                elif addr not in entry[0]:
+                    entry[0].append(addr)
 
     # ------------------------------------------------------------------ child side: status, leave
 
@@ -1388,23 +1411,33 @@ class Node:
             while c in hist:
                 c += 1
             sess.contig = c
+        kids = sess.children
+        if sess.child_wants and not fresh:
+            want = sess.child_wants.pop(seq, None)
+            if want is not None and now - want[1] < 3.0:
+                asked = [a for a in want[0] if a in kids]
+                for caddr in asked:
+                    self._send(data, caddr)  # asked for, and late already: at once
+                self.stats.repairs_served += len(asked)
+                if asked:
+                    kids = {a: c for a, c in kids.items() if a not in asked}
         if (
-            sess.children
+            kids
             and not fresh
             and self._tx_rate
             and sess.head - seq > 2
-            and not self._fill_allowed(sess, len(sess.children) * len(data), now)
+            and not self._fill_allowed(sess, len(kids) * len(data), now)
         ):
             # a repaired or late chunk filling a gap, beyond what our spare upload can pass
             # on at once: behind live data (a burst of old chunks would delay the live ones
             # below us; the children also ask helpers for what they miss)
-            for caddr in sess.children:
+            for caddr in kids:
                 self._send_bulk(data, caddr)
-        elif sess.children:
+        elif kids:
             out = self._out
-            for caddr in sess.children:
+            for caddr in kids:
                 out.append((data, caddr))
-            n = len(sess.children)
+            n = len(kids)
             st = self.stats
             st.datagrams_out += n
             st.bytes_out += n * len(data)
@@ -1591,17 +1624,22 @@ class Node:
                     ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
                 else:
                     ranges.append((s, 1))
-            # first asks go to whoever has most spare upload (weighted); a retry goes to the
-            # helpers in turn: a parent that did not answer most likely lacks the chunk too
-            # (a loss upstream of it), and is asked only when there is nobody else
+            # a chunk or two of the live stream lost on the way: the parent sent it, so it
+            # holds it, and resends it at once whatever its spare. Bigger first asks go to
+            # whoever has most spare upload (weighted). Retries alternate between the helpers
+            # in turn (the parent may lack it too: a loss upstream) and the parent (its
+            # answer may have been lost)
             tries = req[part[0]][1]
-            if tries == 1 or len(targets) == 1:
+            small = len(part) <= 2 and sess.known_head - part[0] < 128
+            if len(targets) == 1 or (tries == 1 and small) or (tries > 1 and tries % 2):
+                k = 0
+            elif tries == 1:
                 order = sorted(
                     range(len(targets)), key=lambda k: -targets[k][1] / (1 + assigned[k])
                 )
                 k = order[0]
             else:
-                k = 1 + (tries - 2) % (len(targets) - 1)
+                k = 1 + (tries // 2 - 1) % (len(targets) - 1)
             assigned[k] += 1
             self._send(wire.Nack(sess.tag, ranges).encode(), targets[k][0])
 
