@@ -210,6 +210,7 @@ class Session:
     settling_head: int = -1  # known_head as of the last settle step
     settled_head: int = -1  # ... and the step before: safe to ask for what is missing below
     settled_at: float = 0.0
+    gap_seq: int = -1  # the newest chunk found missing below a newer one (see _wake_at)
     contig: int = 0  # first seq >= low not held
     hashes: dict[int, bytes] = field(default_factory=dict)
     seal_of: dict[int, int] = field(default_factory=dict)
@@ -1401,6 +1402,7 @@ class Node:
             sess.known_head = seq
         fresh = seq > sess.head
         if fresh and seq > sess.head + 1 and not sess.is_source:
+            sess.gap_seq = seq - 1
             self._next_tick = min(self._next_tick, now + 0.16)  # a gap: ask once it settles
         if fresh:
             sess.head = seq
@@ -1887,6 +1889,7 @@ class Node:
         sess.requested.clear()
         sess.low = sess.contig = sess.play_next = 0
         sess.head = sess.known_head = sess.settled_head = sess.settling_head = -1
+        sess.gap_seq = -1
         sess.head_ts = 0
         sess.late_since = None
         sess.first_at = None
@@ -1989,7 +1992,10 @@ class Node:
         if sess.parent is not None and sess.started and sess.known_head >= sess.contig:
             # a chunk is missing: the next repair is due, or newer announced chunks settle
             wake = min(wake, sess.repair_due)
-            if sess.known_head > sess.settled_head:
+            # newer chunks settle before a gap among them is asked for: only while there is
+            # such a gap (a missing chunk already asked for waits for its retry time)
+            top = sess.settled_head
+            if sess.known_head > top and (sess.gap_seq > top or sess.known_head > sess.head):
                 wake = min(wake, sess.settled_at + 0.15)
         if sess.playing and sess.play_next <= sess.head and sess.play_next not in sess.history:
             wake = min(wake, sess.skip_at)  # the audio after a gap is due: skip it then
