@@ -227,7 +227,10 @@ class App:
 
     def link(self, station_id: bytes) -> Link:
         meta = self._metas.get(station_id, StationMeta())
-        return Link(station_id, meta.name, (self.advertised(),))
+        # our seeds too: a listener whose datagrams cannot reach us (we are behind a NAT)
+        # finds us, and our proxy, through them
+        hosts = dict.fromkeys([self.advertised(), *self.opts.seeds[:3]])
+        return Link(station_id, meta.name, tuple(hosts))
 
     def push_bytes_framer(self, station_id: bytes) -> Callable[[bytes], None]:
         """A sink for a raw stream of this station's codec (used by the demo tone source)."""
@@ -459,6 +462,10 @@ class App:
             "cpu": time.process_time(),
             "address": format_hostport(self.address),
             "node_id": n.node_id.hex(),
+            "nat": {
+                **n.nat.status(),
+                "hosts_behind_proxies": sum(1 for _, h in n.hosts.items() if h.proxy),
+            },
             "sessions": sessions,
             "stats": {k: getattr(n.stats, k) for k in n.stats.__dataclass_fields__},
         }

@@ -26,9 +26,11 @@ class NodeProcess:
         name: str = "node",
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        wrap: list[str] | None = None,
     ) -> None:
+        """``wrap``: a command prefix, e.g. ``["ip", "netns", "exec", NS]`` (the test bed)."""
         self.name = name
-        self.args = [sys.executable, "-m", "streamerp2p", *args]
+        self.args = [*(wrap or []), sys.executable, "-m", "streamerp2p", *args]
         self.lines: list[str] = []
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(

@@ -39,6 +39,8 @@ class UdpRuntime:
         self.send_errors = 0
         self._wake = anyio.Event()
         self._timer_due = 0.0  # when the timer task will next wake
+        self._local: dict[str, str] = {}
+        node.nat.local_addr = self.local_addr
 
     @staticmethod
     def clock() -> float:
@@ -49,6 +51,26 @@ class UdpRuntime:
         assert self.sock is not None
         host, port = self.sock.getsockname()[:2]
         return (host, port)
+
+    def local_addr(self, peer_ip: str) -> Addr | None:
+        """Our address toward ``peer_ip`` as this host sends it (its route's source address
+        and our port): a routing lookup, no datagram leaves (works on every OS)."""
+        ip = self._local.get(peer_ip)
+        if ip is None:
+            if self.host not in ("0.0.0.0", "::"):
+                ip = self.host
+            else:
+                fam = socket.AF_INET6 if ":" in peer_ip else socket.AF_INET
+                try:
+                    with socket.socket(fam, socket.SOCK_DGRAM) as probe:
+                        probe.connect((peer_ip, 9))
+                        ip = probe.getsockname()[0]
+                except OSError:
+                    return None
+            if len(self._local) > 64:
+                self._local.clear()
+            self._local[peer_ip] = ip
+        return (ip, self.port)
 
     def bind(self) -> None:
         fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET

@@ -54,6 +54,8 @@ class Simulator:
     def add(self, node: Node, addr: Addr, link: Link | None = None) -> SimPeer:
         peer = SimPeer(addr, node, link or Link())
         self.peers[addr] = peer
+        # no NATs in the simulator: every peer's address is its own, as a public host's is
+        node.nat.local_addr = lambda _ip, a=addr: a
         self._schedule_timer(peer)
         return peer
 

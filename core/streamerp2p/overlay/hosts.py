@@ -26,6 +26,8 @@ class HostRec:
     slots: int = 0
     asked: float | None = None  # when we sent it a request it has not answered yet
     source: bool = False  # it broadcasts the station of its tag
+    reach: int = 0  # wire.REACH_* flags it announced
+    proxy: Addr | None = None  # its proxy, when it is behind a NAT
 
 
 class HostList:

@@ -33,6 +33,7 @@ from .events import (
     Tuned,
 )
 from .hosts import HostList, HostRec
+from .nat import Nat
 from .packer import Packer
 from .records import StationKey, StationRecord, Verifier, chunk_hash, tag_of
 from .wire import Addr
@@ -92,6 +93,7 @@ class NodeConfig:
     seal_wait: float = 1.0  # chunks without their seal this long: ask for the seal alone
     max_helpers: int = 3  # peers with spare upload asked for repairs besides the parent
     busy_backlog: float = 1.0  # uplink queue (s) beyond which gossip and offers go unanswered
+    max_proxy_clients: int = 16  # NATed nodes this node forwards first datagrams for (when open)
 
 
 @dataclass(slots=True)
@@ -116,6 +118,10 @@ class Stats:
     busy_dropped: int = 0  # gossip and join requests left unanswered while the uplink was full
     lost_attach_ok: int = 0  # a parent's ATTACH_OK lost (its data came first): asked again
     reanchors: int = 0  # playout fell behind for good and took a longer delay (a rebuffer)
+    nat_via: int = 0  # datagrams sent through a NATed host's proxy (no open path yet)
+    nat_forwarded: int = 0  # datagrams passed on to a node we proxy for
+    nat_refused: int = 0  # VIA for a node we do not proxy for, or FWD not from our proxy
+    nat_unreachable: int = 0  # not sent: a NATed host we cannot punch through to (symmetric)
 
 
 @dataclass(slots=True)
@@ -295,6 +301,7 @@ class Node:
         self._hello_count = 0
         self.seeds: list[Addr] = []
         self.observed: Addr | None = None  # our address as others see it
+        self.nat = Nat(self)
         self._out: list[tuple[bytes, Addr]] = []
         self._events: list[Event] = []
         self._now = now
@@ -318,6 +325,14 @@ class Node:
             wire.Detach: self._on_detach,
             wire.StationMsg: self._on_station,
             wire.StationReq: self._on_station_req,
+            wire.ReachReq: self.nat.on_reach_req,
+            wire.ReachFwd: self.nat.on_reach_fwd,
+            wire.ReachProbe: self.nat.on_reach_probe,
+            wire.ProxyReq: self.nat.on_proxy_req,
+            wire.ProxyOk: self.nat.on_proxy_ok,
+            wire.Via: self.nat.on_via,
+            wire.Fwd: self.nat.on_fwd,
+            wire.Punch: self.nat.on_punch,
         }
 
     # ------------------------------------------------------------------ I/O contract
@@ -358,6 +373,7 @@ class Node:
             st.bad_datagrams += 1
             return
         self._handlers[type(msg)](msg, addr, now)  # type: ignore[operator]
+        self.nat.heard(addr, now)  # (after: a reachability probe asks whether we had before)
         if self._bulk:
             self._pump_bulk(now)
 
@@ -375,6 +391,8 @@ class Node:
         if self._leaving and not self.sessions:
             self._leaving = False
             self._events.append(LeaveComplete())
+        self.nat.tick(now)
+        wake = min(wake, self.nat.wake_at())
         self._next_tick = max(now + 0.001, wake)
         for sess in self.sessions.values():
             if sess.paced:
@@ -486,6 +504,8 @@ class Node:
     # ------------------------------------------------------------------ helpers
 
     def _send(self, data: bytes, addr: Addr) -> None:
+        if self.nat.route(data, addr):
+            return  # through its proxy (and a punch): no path to it is open yet
         self._out.append((data, addr))
         self.stats.datagrams_out += 1
         self.stats.bytes_out += len(data)
@@ -638,7 +658,15 @@ class Node:
         sess = self.sessions.get(tag)
         if sess is not None and sess.is_source:
             flags |= wire.HELLO_SOURCE
-        req = wire.HelloReq(self._req_id, self.node_id, tag, flags, self._capacity())
+        req = wire.HelloReq(
+            self._req_id,
+            self.node_id,
+            tag,
+            flags,
+            self._capacity(),
+            self.nat.reach,
+            self.nat.advertised_proxy,
+        )
         self._send(req.encode(), addr)
         # the directory: drop stations offline for too long
         for sid in [s for s, until in self.expired.items() if until < now]:
@@ -653,6 +681,8 @@ class Node:
     def _on_hello_req(self, msg: wire.HelloReq, addr: Addr, now: float) -> None:
         rec = self._learn(addr, msg.node_id, msg.tag, now, msg.slots)
         rec.source = bool(msg.flags & wire.HELLO_SOURCE)
+        rec.reach = msg.reach
+        rec.proxy = msg.proxy
         if self._busy():
             self.stats.busy_dropped += 1  # gossip can wait while live data is backed up
             return
@@ -669,8 +699,16 @@ class Node:
             assert h is not None
             age = int(now - h.last_heard)
             if age < self.config.host_expiry:
-                hosts.append(wire.HostEntry(h.node_id, h.tag, a, h.slots, age))
-        hello = wire.Hello(msg.req_id, self.node_id, self._my_tag(), addr, hosts)
+                hosts.append(wire.HostEntry(h.node_id, h.tag, a, h.slots, age, h.reach, h.proxy))
+        hello = wire.Hello(
+            msg.req_id,
+            self.node_id,
+            self._my_tag(),
+            addr,
+            hosts,
+            self.nat.reach,
+            self.nat.advertised_proxy,
+        )
         self._send(hello.encode(), addr)
         if msg.flags & wire.HELLO_WANT_STATIONS and self.directory:
             entries = list(self.directory.values())
@@ -678,14 +716,30 @@ class Node:
                 self._send(wire.StationMsg(entry.raw).encode(), addr)
 
     def _on_hello(self, msg: wire.Hello, addr: Addr, now: float) -> None:
-        self._learn(addr, msg.node_id, msg.tag, now)
+        rec = self._learn(addr, msg.node_id, msg.tag, now)
+        rec.reach, rec.proxy = msg.reach, msg.proxy
         self.observed = msg.observed
+        self.nat.observed(addr, msg.observed)
         for h in msg.hosts:
-            if h.node_id != self.node_id and h.addr not in self.hosts:
+            if h.node_id == self.node_id:
+                continue
+            known = self.hosts.get(h.addr)
+            if known is None:
                 # second-hand: as old as the sender says, so dead hosts do not live on in gossip
                 heard = now - max(h.age, 0) - 1.0
                 if now - heard < self.config.host_expiry:
-                    self.hosts.add(h.addr, HostRec(h.node_id, h.tag, heard, h.slots))
+                    rec = HostRec(h.node_id, h.tag, heard, h.slots)
+                    rec.reach, rec.proxy = h.reach, h.proxy
+                    self.hosts.add(h.addr, rec)
+            elif h.proxy is not None and known.proxy != h.proxy and h.age < now - known.last_heard:
+                known.proxy, known.reach = h.proxy, h.reach  # fresher news of its proxy
+            else:
+                continue
+            if h.proxy is not None:
+                # a request sent straight to it was dropped by its router: ask again, via proxy
+                for sess in self.sessions.values():
+                    if sess.asked.pop(h.addr, None) is not None and sess.seeking:
+                        sess.next_round = min(sess.next_round, now)
 
     # ------------------------------------------------------------------ joining (child side)
 
@@ -711,6 +765,8 @@ class Node:
         sent = 0
         for a in dict.fromkeys(likely + others):
             if a == sess.parent or self._is_dead(sess, a, now) or a in sess.asked:
+                continue
+            if not self.nat.can_reach(a):
                 continue
             attach = sess.parent is None and sent < cfg.attach_fanout and a in likely
             self._ask(sess, a, now, attach=attach)
@@ -794,6 +850,7 @@ class Node:
                     and not fresh
                     and ref != sess.parent
                     and not self._is_dead(sess, ref, now)
+                    and self.nat.can_reach(ref)
                 ):
                     self._ask(sess, ref, now, attach=sess.parent is None)
             # everyone asked recently has answered: no need to wait for the window
@@ -1006,17 +1063,41 @@ class Node:
             if len(refs) > wire.MAX_REFERRALS:
                 refs = self.rng.sample(refs, wire.MAX_REFERRALS)
             offer = wire.Offer(msg.station_id, msg.req_id, self.node_id, 0, 0, 0, 255, 0, 0, refs)
+        self._introduce(addr, offer.referrals)
         self._send(offer.encode(), addr)
+
+    def _introduce(self, addr: Addr, refs: list[Addr]) -> None:
+        """Before referring ``addr`` to hosts behind NATs: tell it their proxies (a HELLO), or
+        its first datagrams to them would be dropped by their routers."""
+        entries = []
+        for a in refs:
+            h = self.hosts.get(a)
+            if h is not None and h.proxy is not None:
+                age = int(self._now - h.last_heard)
+                entries.append(wire.HostEntry(h.node_id, h.tag, a, h.slots, age, h.reach, h.proxy))
+        if entries:
+            hello = wire.Hello(
+                0,
+                self.node_id,
+                self._my_tag(),
+                addr,
+                entries,
+                self.nat.reach,
+                self.nat.advertised_proxy,
+            )
+            self._send(hello.encode(), addr)
 
     def _on_attach(self, msg: wire.Attach, addr: Addr, now: float) -> None:
         sess = self.sessions.get(msg.station_id[:4])
         if sess is None or sess.station_id != msg.station_id or not sess.in_tree:
             refs = [a for a in self.hosts.tuned(msg.station_id[:4]) if a != addr]
             refs = refs[: wire.MAX_REFERRALS]
+            self._introduce(addr, refs)
             self._send(wire.AttachNo(msg.station_id, wire.NO_NOT_IN_TREE, refs).encode(), addr)
             return
         if sess.leaving:
             refs = self._referrals(sess, addr)
+            self._introduce(addr, refs)
             self._send(wire.AttachNo(msg.station_id, wire.NO_LEAVING, refs).encode(), addr)
             return
         if self._above(sess, msg.node_id) or addr == sess.parent:
@@ -1024,6 +1105,7 @@ class Node:
             return
         if not self._admit(sess, addr, msg.node_id, msg.slots, msg.flags):
             refs = self._referrals(sess, addr)
+            self._introduce(addr, refs)
             self._send(wire.AttachNo(msg.station_id, wire.NO_FULL, refs).encode(), addr)
             return
         self._accept_child(sess, addr, msg.node_id, msg.slots, msg.from_seq, now)
@@ -1652,6 +1734,8 @@ class Node:
         bitrate = self._bitrate(sess)
         if cfg.upload_kbps > 0 and bitrate > 0:
             base = min(int(cfg.upload_kbps * cfg.slot_headroom / bitrate), cfg.max_slots)
+        if self.nat.symmetric:
+            return 0  # nobody behind a NAT could reach us to attach (see overlay/nat.py)
         return max(0, min(base, 255) - sess.slot_penalty)
 
     def _capacity(self) -> int:
@@ -1668,7 +1752,15 @@ class Node:
                 continue
             self._req_id += 1
             flags = wire.HELLO_WANT_STATIONS
-            req = wire.HelloReq(self._req_id, self.node_id, self._my_tag(), flags, self._capacity())
+            req = wire.HelloReq(
+                self._req_id,
+                self.node_id,
+                self._my_tag(),
+                flags,
+                self._capacity(),
+                self.nat.reach,
+                self.nat.advertised_proxy,
+            )
             self._send(req.encode(), addr)
 
     def stations(self, now: float) -> list[dict[str, object]]:

@@ -41,6 +41,15 @@ LEAVE = 0x25
 DETACH = 0x26
 STATION = 0x30
 STATION_REQ = 0x31
+# reachability and NAT traversal (see docs/protocol.md, "NAT")
+REACH_REQ = 0x40
+REACH_FWD = 0x41
+REACH_PROBE = 0x42
+PROXY_REQ = 0x43
+PROXY_OK = 0x44
+VIA = 0x45
+FWD = 0x46
+PUNCH = 0x47
 
 ID_LEN = 8  # node id
 STATION_ID_LEN = 16
@@ -146,6 +155,15 @@ class _Reader:
             raise WireError("too many addresses")
         return [self.addr() for _ in range(n)]
 
+    def reach(self) -> tuple[int, Addr | None]:
+        flags = self.u8()
+        return flags & 0x7F, (self.addr() if flags & _REACH_PROXY else None)
+
+    def rest(self) -> bytes:
+        out = bytes(self.data[self.pos :])
+        self.pos = len(self.data)
+        return out
+
     def anc(self) -> int:
         n = self.u8()
         if n == _ANC_DENSE:
@@ -185,6 +203,17 @@ def _addr(a: Addr) -> bytes:
     if ip.version == 4:
         return b"\x04" + ip.packed + _U16.pack(a[1])
     return b"\x06" + ip.packed + _U16.pack(a[1])
+
+
+REACH_OPEN = 0x01  # unsolicited datagrams reach it (public, or a forwarded port)
+REACH_SYMMETRIC = 0x02  # behind a NAT that maps each destination to a new port
+_REACH_PROXY = 0x80  # (on the wire) a proxy address follows
+
+
+def _reach(reach: int, proxy: Addr | None) -> bytes:
+    if proxy is None:
+        return _U8.pack(reach & 0x7F)
+    return _U8.pack((reach & 0x7F) | _REACH_PROXY) + _addr(proxy)
 
 
 def _addrs(addrs: list[Addr], limit: int) -> bytes:
@@ -243,6 +272,8 @@ class HostEntry:
     addr: Addr
     slots: int = 0  # relay capacity it announced
     age: int = 0  # seconds since the sender last heard from it directly
+    reach: int = 0  # REACH_* flags
+    proxy: Addr | None = None  # where to send first to reach it (behind a NAT)
 
 
 @dataclass(slots=True)
@@ -254,6 +285,8 @@ class HelloReq:
     tag: bytes
     flags: int = 0  # HELLO_WANT_STATIONS
     slots: int = 0
+    reach: int = 0  # the sender's REACH_* flags
+    proxy: Addr | None = None  # the sender's proxy (it is behind a NAT)
 
     TYPE = HELLO_REQ
 
@@ -264,6 +297,7 @@ class HelloReq:
             + self.node_id
             + self.tag
             + bytes([self.flags, min(self.slots, 255)])
+            + _reach(self.reach, self.proxy)
         )
 
 
@@ -274,6 +308,8 @@ class Hello:
     tag: bytes
     observed: Addr  # the requester's address as this node sees it
     hosts: list[HostEntry] = field(default_factory=list)
+    reach: int = 0  # the sender's REACH_* flags
+    proxy: Addr | None = None  # the sender's proxy
 
     TYPE = HELLO
 
@@ -284,6 +320,8 @@ class Hello:
         for h in hosts:
             out += [h.node_id, h.tag, _addr(h.addr), bytes([min(h.slots, 255)])]
             out.append(_U16.pack(min(max(h.age, 0), 0xFFFF)))
+            out.append(_reach(h.reach, h.proxy))
+        out.append(_reach(self.reach, self.proxy))
         return b"".join(out)
 
 
@@ -577,6 +615,101 @@ class StationReq:
         return header(STATION_REQ) + self.station_id
 
 
+@dataclass(slots=True)
+class ReachReq:
+    """ "Have someone I never wrote to send me a probe": are unsolicited datagrams let in?"""
+
+    nonce: int
+
+    TYPE = REACH_REQ
+
+    def encode(self) -> bytes:
+        return header(REACH_REQ) + _U32.pack(self.nonce)
+
+
+@dataclass(slots=True)
+class ReachFwd:
+    """Asked by a REACH_REQ's receiver of a third node: send a probe to ``target``."""
+
+    nonce: int
+    target: Addr
+
+    TYPE = REACH_FWD
+
+    def encode(self) -> bytes:
+        return header(REACH_FWD) + _U32.pack(self.nonce) + _addr(self.target)
+
+
+@dataclass(slots=True)
+class ReachProbe:
+    nonce: int
+
+    TYPE = REACH_PROBE
+
+    def encode(self) -> bytes:
+        return header(REACH_PROBE) + _U32.pack(self.nonce)
+
+
+@dataclass(slots=True)
+class ProxyReq:
+    """A node behind a NAT asks (and every 20 s asks again: a keepalive) to be proxied."""
+
+    node_id: bytes
+
+    TYPE = PROXY_REQ
+
+    def encode(self) -> bytes:
+        return header(PROXY_REQ) + self.node_id
+
+
+@dataclass(slots=True)
+class ProxyOk:
+    ok: int  # 1: proxied (keep the path open), 0: no room
+
+    TYPE = PROXY_OK
+
+    def encode(self) -> bytes:
+        return header(PROXY_OK) + _U8.pack(self.ok)
+
+
+@dataclass(slots=True)
+class Via:
+    """To a proxy: pass ``inner`` (a whole datagram) on to its client ``target``."""
+
+    target: Addr
+    inner: bytes
+
+    TYPE = VIA
+
+    def encode(self) -> bytes:
+        return header(VIA) + _addr(self.target) + self.inner
+
+
+@dataclass(slots=True)
+class Fwd:
+    """From a proxy to its client: ``inner`` came from ``origin`` (as the proxy saw it)."""
+
+    origin: Addr
+    inner: bytes
+
+    TYPE = FWD
+
+    def encode(self) -> bytes:
+        return header(FWD) + _addr(self.origin) + self.inner
+
+
+@dataclass(slots=True)
+class Punch:
+    """Opens this side's NAT toward the receiver (both sides send one: hole punching)."""
+
+    node_id: bytes
+
+    TYPE = PUNCH
+
+    def encode(self) -> bytes:
+        return header(PUNCH) + self.node_id
+
+
 Message = (
     HelloReq
     | Hello
@@ -593,6 +726,14 @@ Message = (
     | Detach
     | StationMsg
     | StationReq
+    | ReachReq
+    | ReachFwd
+    | ReachProbe
+    | ProxyReq
+    | ProxyOk
+    | Via
+    | Fwd
+    | Punch
 )
 
 
@@ -615,16 +756,17 @@ def decode(data: bytes) -> Message:
     r = _Reader(data, 4)
     msg: Message
     if mtype == HELLO_REQ:
-        msg = HelloReq(r.u32(), r.take(ID_LEN), r.take(TAG_LEN), r.u8(), r.u8())
+        msg = HelloReq(r.u32(), r.take(ID_LEN), r.take(TAG_LEN), r.u8(), r.u8(), *r.reach())
     elif mtype == HELLO:
         req_id, nid, tag, observed = r.u32(), r.take(ID_LEN), r.take(TAG_LEN), r.addr()
         n = r.u8()
         if n > MAX_HOSTS:
             raise WireError("too many hosts")
         hosts = [
-            HostEntry(r.take(ID_LEN), r.take(TAG_LEN), r.addr(), r.u8(), r.u16()) for _ in range(n)
+            HostEntry(r.take(ID_LEN), r.take(TAG_LEN), r.addr(), r.u8(), r.u16(), *r.reach())
+            for _ in range(n)
         ]
-        msg = Hello(req_id, nid, tag, observed, hosts)
+        msg = Hello(req_id, nid, tag, observed, hosts, *r.reach())
     elif mtype == JOIN_REQ:
         msg = JoinReq(r.take(STATION_ID_LEN), r.u32(), r.take(ID_LEN), r.u8(), r.u8(), r.u32())
     elif mtype == OFFER:
@@ -686,6 +828,22 @@ def decode(data: bytes) -> Message:
         msg = StationMsg(bytes(data[4:]))
     elif mtype == STATION_REQ:
         msg = StationReq(r.take(STATION_ID_LEN))
+    elif mtype == REACH_REQ:
+        msg = ReachReq(r.u32())
+    elif mtype == REACH_FWD:
+        msg = ReachFwd(r.u32(), r.addr())
+    elif mtype == REACH_PROBE:
+        msg = ReachProbe(r.u32())
+    elif mtype == PROXY_REQ:
+        msg = ProxyReq(r.take(ID_LEN))
+    elif mtype == PROXY_OK:
+        msg = ProxyOk(r.u8())
+    elif mtype == VIA:
+        msg = Via(r.addr(), r.rest())
+    elif mtype == FWD:
+        msg = Fwd(r.addr(), r.rest())
+    elif mtype == PUNCH:
+        msg = Punch(r.take(ID_LEN))
     elif mtype == DATA:
         raise WireError("DATA is not decoded into an object; use DATA_HEADER")
     else:
