@@ -92,7 +92,7 @@ class Nat:
             "public": f"{obs[0]}:{obs[1]}" if obs else None,
             "reachable": self.open if self.checked else None,
             "symmetric_nat": self.symmetric,
-            "proxy": f"{self.proxy[0]}:{self.proxy[1]}" if self.proxy else None,
+            "proxy": f"{prx[0]}:{prx[1]}" if (prx := self.advertised_proxy) else None,
             "proxy_clients": len(self.clients),
         }
 
@@ -173,12 +173,16 @@ class Nat:
         # reachability: asked once we know our public address, again every few minutes
         if self._reach_deadline is not None and now >= self._reach_deadline:
             self._reach_deadline = None
-            if self._inconclusive:
-                # a probe came, but from a host we had written to: try again later, and keep
-                # what we knew (small networks: everybody has written to everybody)
+            if self._inconclusive and self.checked:
+                # a probe came, but from a host we had written to: keep what we knew (small
+                # networks: everybody has written to everybody)
                 self._inconclusive = False
-                self._next_check = now + (REACH_RECHECK if self.checked else 10.0)
+                self._next_check = now + REACH_RECHECK
             else:
+                # no probe, or none that proves anything: not open until one does (a port
+                # forwarded in a tiny network costs a needless proxy; public hosts know by
+                # their own address)
+                self._inconclusive = False
                 self._reach_tries += 1
                 if self._reach_tries >= 2:
                     self.checked = True  # two helpers' probes never came: not open
@@ -274,10 +278,8 @@ class Nat:
             return
         node = self.node
         talks = any(addr == s.parent or addr in s.children for s in node.sessions.values())
-        last = max(self.sent_to.get(addr, -1e9), self.direct.get(addr, -1e9))
-        if talks or now - last < SENT_MEMORY:
-            # our NAT may have let it in because we wrote to it (or it to us, and we answered)
-            self._inconclusive = True
+        if talks or now - self.sent_to.get(addr, -1e9) < SENT_MEMORY:
+            self._inconclusive = True  # our NAT may have let it in because we wrote to it
             return
         self._reach_deadline = None
         self._set_open(None)

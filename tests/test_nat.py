@@ -1,0 +1,192 @@
+"""Broadcasting and listening through real Linux NAT (network namespaces, nftables masquerade).
+
+Needs root, ``ip``, ``nft`` and ``tc``: skipped locally without them, a failure in CI (.ci/run
+installs nftables; CI runs as root).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from streamerp2p.netbed import Host, NetBed, available
+from streamerp2p.procs import NodeProcess, read_status
+from streamerp2p.testing import in_ci
+
+
+@pytest.fixture
+def bed() -> Iterator[NetBed]:
+    why = available()
+    if why is not None:
+        if in_ci():
+            pytest.fail(f"the NAT test bed must run in CI: {why}")
+        pytest.skip(why)
+    with NetBed() as b:
+        yield b
+
+
+class Nodes:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: list[NodeProcess] = []
+
+    def start(self, host: Host, name: str, args: list[str]) -> NodeProcess:
+        common = ["--port", "8466", "--http", "127.0.0.1:0"]
+        status = ["--status-file", str(self.tmp / f"{name}.json")]
+        p = NodeProcess(
+            ["--state-dir", str(self.tmp / name), *args, *common, *status],
+            name=name,
+            wrap=host.cmd([]),
+        )
+        self.procs.append(p)
+        return p
+
+    def status(self, name: str) -> dict[str, Any]:
+        st = read_status(self.tmp / f"{name}.json")
+        assert st is not None, f"{name}: no status"
+        return st
+
+    def wait(self, name: str, cond: Any, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        st: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            st = read_status(self.tmp / f"{name}.json")
+            if st is not None and cond(st):
+                return st
+            time.sleep(0.1)  # polling a status file written twice a second (no event to wait on)
+        raise AssertionError(f"{name}: condition not met; last status {json.dumps(st)[:2000]}")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.kill()
+
+
+def _playing(st: dict[str, Any]) -> bool:
+    return any(s["first_audio_s"] is not None for s in st["sessions"])
+
+
+def test_broadcast_and_listen_through_nat(bed: NetBed) -> None:
+    seed = bed.public_host("seed")
+    pub2 = bed.public_host("pub2")
+    pub3 = bed.public_host("pub3")
+    home = bed.router("home", "cone")  # the broadcaster's: no port forwarding
+    cone = bed.router("cone", "cone")
+    sym = bed.router("sym", "symmetric")
+    bc = bed.host("bc", home)
+    cl = bed.host("cl", cone)
+    sl = bed.host("sl", sym)
+    nodes = Nodes(Path(tempfile.mkdtemp(prefix="natbed")))
+    s = f"{seed.ip}:8466"
+    try:
+        nodes.start(seed, "seed", ["node", "--seed", f"{pub2.ip}:8466"])
+        nodes.start(pub2, "pub2", ["node", "--seed", s])
+        b = nodes.start(bc, "bc", ["broadcast", "--tone", "--name", "NAT FM", "--seed", s])
+        link = b.value("link:", 30)
+        # the broadcaster finds out it is behind a NAT and takes a proxy
+        st = nodes.wait("bc", lambda st: st["nat"]["proxy"] is not None, 20)
+        assert st["nat"]["reachable"] is False and st["nat"]["public"].startswith(home.wan_ip)
+        time.sleep(2)  # a stream with some history (a listener of a new one waits for it)
+
+        # a public listener, then one behind a cone NAT (fed through a punched path)
+        for host, name in ((pub3, "pl"), (cl, "cl")):
+            nodes.start(host, name, ["listen", link, "--seed", s, "--slots", "2"])
+            st = nodes.wait(name, _playing, 10)
+            assert st["sessions"][0]["first_audio_s"] <= 2.0, st["sessions"][0]
+        st = nodes.wait("cl", lambda st: st["nat"]["reachable"] is not None, 10)
+        assert st["nat"]["reachable"] is False
+        parent = st["sessions"][0]["parent"]
+        assert parent is not None
+        # a NATed listener fed by a NATed node (the broadcaster, or the public listener's...)
+        nat_parents = {f"{home.wan_ip}:8466"}
+        assert parent in nat_parents or parent == f"{pub3.ip}:8466", parent
+
+        # behind a symmetric NAT: found out, relays nobody, fed by an open node
+        nodes.start(sl, "sl", ["listen", link, "--seed", s, "--slots", "2"])
+        st = nodes.wait("sl", _playing, 10)
+        assert st["sessions"][0]["first_audio_s"] <= 2.0, st["sessions"][0]
+        assert st["nat"]["symmetric_nat"] is True
+        assert st["sessions"][0]["parent"] == f"{pub3.ip}:8466"
+
+        # the proxies really forwarded first datagrams, and nothing was refused
+        fwd = sum(nodes.status(n)["stats"]["nat_forwarded"] for n in ("seed", "pub2"))
+        assert fwd > 0
+        assert all(nodes.status(n)["stats"]["nat_refused"] == 0 for n in ("seed", "pub2"))
+        for name in ("pl", "cl", "sl"):  # still playing, all of them
+            head = nodes.status(name)["sessions"][0]["head"]
+            nodes.wait(name, lambda st, h=head: st["sessions"][0]["head"] > h + 10, 5)
+    finally:
+        nodes.stop()
+
+
+def test_bed_nat_kinds_and_port_forward(bed: NetBed) -> None:
+    """The test bed itself: cone keeps the port, symmetric does not, unsolicited datagrams are
+    dropped unless the port is forwarded, and a tbf cap limits what a host sends."""
+    pub = bed.public_host("pub")
+    home = bed.router("home", "cone")
+    sym = bed.router("sym", "symmetric")
+    a = bed.host("a", home, forward=8466)
+    b = bed.host("b", home)
+    c = bed.host("c", sym)
+    echo = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',int(sys.argv[1])))\n"
+        "s.settimeout(3)\n"
+        "try:\n d,x=s.recvfrom(100);s.sendto(f'{x[0]}:{x[1]}'.encode(),x)\n"
+        "except OSError: print('timeout')\n"
+    )
+    ask = (
+        "import socket,sys\n"
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);s.bind(('0.0.0.0',8466))\n"
+        "s.settimeout(2);s.sendto(b'hi',(sys.argv[1],int(sys.argv[2])))\n"
+        "try: print(s.recvfrom(100)[0].decode())\n"
+        "except OSError: print('none')\n"
+    )
+
+    def seen_from(host: Host, port: int) -> str:
+        e = pub.popen([sys.executable, "-c", echo, str(port)])
+        time.sleep(0.3)  # the echo binds its port (a subprocess: no event to wait on)
+        out = host.run([sys.executable, "-c", ask, pub.ip, str(port)]).strip()
+        e.wait(5)
+        return out
+
+    assert seen_from(a, 9001) == f"{home.wan_ip}:8466"  # cone: the port is kept
+    c1, c2 = seen_from(c, 9002), seen_from(c, 9003)
+    assert c1 != f"{sym.wan_ip}:8466" or c2 != f"{sym.wan_ip}:8466"  # symmetric: rewritten
+    # unsolicited: the forwarded host gets it, the other is protected by its router
+    listen = "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+    listen += "s.bind(('0.0.0.0',8466));s.settimeout(2)\n"
+    listen += "try: print(s.recvfrom(100)[0].decode())\nexcept OSError: print('none')\n"
+    send = "import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+    send += "s.sendto(b'knock',(sys.argv[1],8466))\n"
+    got = a.popen([sys.executable, "-c", listen], stdout=subprocess.PIPE)
+    time.sleep(0.3)
+    pub.run([sys.executable, "-c", send, home.wan_ip])
+    assert got.communicate(timeout=5)[0].decode().strip() == "knock"
+    del b  # (b shares the router: without the forward it would not have heard the knock)
+    # tbf: 256 kbit/s caps what c sends
+    bed.cap(c, 256)
+    sink = (
+        "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+        "s.bind(('0.0.0.0',9100));s.settimeout(1.5);n=0;t0=None\n"
+        "while True:\n try: d=s.recv(2000)\n except OSError: break\n"
+        " t0=t0 or time.monotonic();n+=len(d);t1=time.monotonic()\n"
+        "print(n*8/(t1-t0)/1000 if t0 and t1>t0 else 0)\n"
+    )
+    blast = (
+        "import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+        "end=time.monotonic()+2\n"
+        "while time.monotonic()<end:\n"
+        " try: s.sendto(bytes(1000),(sys.argv[1],9100))\n except OSError: time.sleep(0.001)\n"
+    )
+    rx = pub.popen([sys.executable, "-c", sink], stdout=subprocess.PIPE)
+    time.sleep(0.3)
+    c.run([sys.executable, "-c", blast, pub.ip])
+    kbps = float(rx.communicate(timeout=10)[0].decode().strip())
+    assert 180 < kbps < 300, kbps
