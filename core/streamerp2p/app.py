@@ -55,6 +55,8 @@ class NodeOptions:
         ov = NodeConfig(
             slots=int(config.get("node.slots")),
             upload_kbps=float(config.get("node.upload_kbps")),
+            bandwidth_test=bool(config.get("node.bandwidth_test")),
+            max_proxy_clients=int(config.get("node.max_proxy_clients")),
             history_seconds=float(config.get("node.history_seconds")),
             cushion_seconds=float(config.get("node.cushion_seconds")),
             parent_timeout=float(config.get("node.parent_timeout")),
@@ -462,6 +464,8 @@ class App:
             "cpu": time.process_time(),
             "address": format_hostport(self.address),
             "node_id": n.node_id.hex(),
+            "upload_kbps": round(n._upload(), 1),
+            "upload_measured": n.bw.measured_kbps > 0,
             "nat": {
                 **n.nat.status(),
                 "hosts_behind_proxies": sum(1 for _, h in n.hosts.items() if h.proxy),

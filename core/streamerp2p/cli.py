@@ -579,6 +579,21 @@ def bench_swarm(peers: int, seconds: float, churn: float, seed: int, as_json: bo
     run_swarm_bench(peers=peers, seconds=seconds, kill_share=churn, as_json=as_json, seed=seed)
 
 
+@bench_group.command("nat")
+@click.option("--listeners", type=int, default=2, show_default=True, help="Per NAT kind.")
+@click.option("--hold", type=float, default=10.0, show_default=True, help="Seconds of playing.")
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
+def bench_nat(listeners: int, hold: float, as_json: bool) -> None:
+    """Broadcast and listen through real NAT (network namespaces; Linux, root, ip/nft/tc)."""
+    from .benchnat import run_nat_bench
+    from .netbed import available
+
+    why = available()
+    if why is not None:
+        raise click.ClickException(f"the NAT test bed cannot run here: {why}")
+    run_nat_bench(listeners=listeners, hold=hold, as_json=as_json)
+
+
 def _register_admin() -> None:
     from .cli_admin import config_cmd, plugins_cmd
 

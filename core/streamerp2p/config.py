@@ -151,7 +151,8 @@ OPTIONS: dict[str, Option] = dict(
             "node.slots",
             "int",
             4,
-            "Children per station this node feeds when its upload capacity is unknown.",
+            "Children per station this node feeds at most when its upload capacity is not"
+            " configured (the bandwidth test may allow fewer).",
             minimum=0,
         ),
         _opt(
@@ -159,7 +160,23 @@ OPTIONS: dict[str, Option] = dict(
             "float",
             0.0,
             "Upload capacity in kbit/s; when set, relay slots = capacity * 0.925 / bitrate "
-            "and repairs are paced to it (0 = unknown: use node.slots).",
+            "and repairs are paced to it (0 = unknown: measured by the bandwidth test, "
+            "node.slots at most).",
+            minimum=0,
+        ),
+        _opt(
+            "node.bandwidth_test",
+            "bool",
+            True,
+            "Measure the upload capacity with packet trains to other nodes (at start and "
+            "every 10 minutes) when node.upload_kbps is 0; until measured, one child at most.",
+        ),
+        _opt(
+            "node.max_proxy_clients",
+            "int",
+            16,
+            "Nodes behind NATs this node forwards first datagrams for when it is reachable "
+            "(a volunteer proxy; 0: none).",
             minimum=0,
         ),
         _opt(

@@ -23,12 +23,18 @@ for every new destination, which simple hole punching cannot pass from both side
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .procs import NodeProcess, read_status
 
 INET = "198.18.0"
 
@@ -264,3 +270,52 @@ table inet loss {{
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class BedNodes:
+    """``streamer`` node processes on test-bed hosts, each with a status file (port 8466)."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.procs: dict[str, NodeProcess] = {}
+        self.started: dict[str, float] = {}
+
+    def start(self, host: Host, name: str, args: list[str]) -> NodeProcess:
+        common = ["--port", "8466", "--http", "127.0.0.1:0"]
+        status = ["--status-file", str(self.tmp / f"{name}.json")]
+        p = NodeProcess(
+            ["--state-dir", str(self.tmp / name), *args, *common, *status],
+            name=name,
+            wrap=host.cmd([]),
+        )
+        self.procs[name] = p
+        self.started[name] = time.monotonic()
+        return p
+
+    def status(self, name: str) -> dict[str, Any]:
+        st = read_status(self.tmp / f"{name}.json")
+        if st is None:
+            raise NetBedError(f"{name}: no status")
+        return st
+
+    def wait(
+        self, name: str, cond: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any]:
+        """The node's status once ``cond`` holds (the status file is rewritten twice a second:
+        polled, there is no event to wait on); AssertionError with the last status if not."""
+        deadline = time.monotonic() + timeout
+        st: dict[str, Any] | None = None
+        while time.monotonic() < deadline:
+            st = read_status(self.tmp / f"{name}.json")
+            if st is not None and cond(st):
+                return st
+            time.sleep(0.1)
+        raise AssertionError(f"{name}: condition not met; last status {json.dumps(st)[:2000]}")
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            p.kill()
+
+
+def playing(st: dict[str, Any]) -> bool:
+    return any(s["first_audio_s"] is not None for s in st["sessions"])

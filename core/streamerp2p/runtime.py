@@ -135,7 +135,6 @@ class UdpRuntime:
         clock = self.clock
         while True:
             await anyio.wait_readable(sock)
-            now = clock()
             for _ in range(512):
                 try:
                     data, addr = recvfrom(2048)
@@ -143,6 +142,7 @@ class UdpRuntime:
                     break
                 except OSError:  # e.g. ICMP port unreachable reported on Windows
                     continue
+                now = clock()  # per datagram: the bandwidth test times arrivals
                 try:
                     node.receive_datagram(data, addr[:2], now)
                 except Exception:  # a kernel bug must not stop the node: log and go on

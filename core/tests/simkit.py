@@ -38,13 +38,17 @@ class Radio:
     ) -> None:
         self.sim = Simulator(seed)
         self.rng = random.Random(seed)
-        self.cfg = cfg
+        # slots as given: these tests are about the tree, on links of unlimited capacity
+        self.cfg = {"bandwidth_test": False, **cfg}
         self.slots = slots
         self.link = link or Link(delay=0.01)
         self.key = StationKey.from_seed(bytes(range(32)))
         self.sid = self.key.station_id
         self.src = addr(0)
-        src_node = Node(NodeConfig(slots=source_slots or slots, **cfg), rng=random.Random(seed))
+        src_node = Node(
+            NodeConfig(slots=source_slots or slots, **self.cfg),  # type: ignore[arg-type]
+            rng=random.Random(seed),
+        )
         self.sim.add(src_node, self.src, self.link)
         self.sim.call(
             self.src,

@@ -22,6 +22,8 @@ EXPECTED_DEFAULTS: dict[str, Any] = {
     "node.seeds": [],
     "node.slots": 4,
     "node.upload_kbps": 0.0,
+    "node.bandwidth_test": True,
+    "node.max_proxy_clients": 16,
     "node.history_seconds": 30.0,
     "node.cushion_seconds": 4.0,
     "node.parent_timeout": 1.0,

@@ -26,7 +26,7 @@ class Net:
         self.keys = [StationKey.from_seed(bytes([i]) * 32) for i in range(stations)]
         self.sources = [addr(i) for i in range(stations)]
         self.listeners: dict[tuple[str, int], int] = {}
-        self.cfg = cfg
+        self.cfg = cfg = {"bandwidth_test": False, **cfg}  # links of unlimited capacity
         for i, (k, a) in enumerate(zip(self.keys, self.sources, strict=True)):
             n = Node(NodeConfig(slots=3, **cfg), rng=random.Random(seed * 100 + i))  # type: ignore[arg-type]
             self.sim.add(n, a, Link(delay=0.02))

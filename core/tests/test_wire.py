@@ -28,8 +28,12 @@ v4 = st.tuples(st.ip_addresses(v=4).map(str), st.integers(0, 65535))
 v6 = st.tuples(st.ip_addresses(v=6).map(str), st.integers(0, 65535))
 addrs = st.one_of(v4, v6)
 
+reach = st.integers(0, 0x7F)
+proxies = st.none() | addrs
+inner = st.binary(min_size=4, max_size=1000)
+
 messages = st.one_of(
-    st.builds(wire.HelloReq, u32, ids, tags, u8, u8),
+    st.builds(wire.HelloReq, u32, ids, tags, u8, u8, reach, proxies),
     st.builds(
         wire.Hello,
         u32,
@@ -37,10 +41,20 @@ messages = st.one_of(
         tags,
         addrs,
         st.lists(
-            st.builds(wire.HostEntry, ids, tags, addrs, u8, st.integers(0, 65535)),
-            max_size=wire.MAX_HOSTS,
+            st.builds(wire.HostEntry, ids, tags, addrs, u8, st.integers(0, 65535), reach, proxies),
+            max_size=16,  # (answers carry 3; 16 with IPv6 proxies still fit a datagram)
         ),
+        reach,
+        proxies,
     ),
+    st.builds(wire.ReachReq, u32),
+    st.builds(wire.ReachFwd, u32, addrs),
+    st.builds(wire.ReachProbe, u32),
+    st.builds(wire.ProxyReq, ids),
+    st.builds(wire.ProxyOk, u8),
+    st.builds(wire.Via, addrs, inner),
+    st.builds(wire.Fwd, addrs, inner),
+    st.builds(wire.Punch, ids),
     st.builds(wire.JoinReq, sids, u32, ids, u8, u8, u32),
     st.builds(
         wire.Offer,

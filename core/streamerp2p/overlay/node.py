@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 from ..types import Frame, StationMeta
 from . import wire
+from .bwtest import BandwidthTest
 from .events import (
     AudioData,
     ChildJoined,
@@ -94,6 +95,7 @@ class NodeConfig:
     max_helpers: int = 3  # peers with spare upload asked for repairs besides the parent
     busy_backlog: float = 1.0  # uplink queue (s) beyond which gossip and offers go unanswered
     max_proxy_clients: int = 16  # NATed nodes this node forwards first datagrams for (when open)
+    bandwidth_test: bool = True  # measure the upload (packet trains) when upload_kbps is 0
 
 
 @dataclass(slots=True)
@@ -122,6 +124,7 @@ class Stats:
     nat_forwarded: int = 0  # datagrams passed on to a node we proxy for
     nat_refused: int = 0  # VIA for a node we do not proxy for, or FWD not from our proxy
     nat_unreachable: int = 0  # not sent: a NATed host we cannot punch through to (symmetric)
+    bw_trains: int = 0  # packet trains sent to measure our upload
 
 
 @dataclass(slots=True)
@@ -302,6 +305,7 @@ class Node:
         self.seeds: list[Addr] = []
         self.observed: Addr | None = None  # our address as others see it
         self.nat = Nat(self)
+        self.bw = BandwidthTest(self)
         self._out: list[tuple[bytes, Addr]] = []
         self._events: list[Event] = []
         self._now = now
@@ -333,6 +337,8 @@ class Node:
             wire.Via: self.nat.on_via,
             wire.Fwd: self.nat.on_fwd,
             wire.Punch: self.nat.on_punch,
+            wire.BwTrain: self.bw.on_train,
+            wire.BwReport: self.bw.on_report,
         }
 
     # ------------------------------------------------------------------ I/O contract
@@ -392,7 +398,8 @@ class Node:
             self._leaving = False
             self._events.append(LeaveComplete())
         self.nat.tick(now)
-        wake = min(wake, self.nat.wake_at())
+        self.bw.tick(now)
+        wake = min(wake, self.nat.wake_at(), self.bw.wake_at())
         self._next_tick = max(now + 0.001, wake)
         for sess in self.sessions.values():
             if sess.paced:
@@ -554,6 +561,26 @@ class Node:
         sess.fill_tokens -= cost
         return True
 
+    def _upload(self) -> float:
+        """Upload capacity in kbit/s: configured, else measured, else 0 (unknown)."""
+        return self.config.upload_kbps or self.bw.measured_kbps
+
+    def _set_measured_upload(self, kbps: float) -> None:
+        if self.config.upload_kbps > 0:
+            return
+        self._tx_rate = kbps * 125.0
+        for sess in self.sessions.values():
+            # more children than the link carries: the weakest move (fed while they do)
+            while sess.active_children() > self._slots(sess):
+                weak = self._weakest(sess)
+                if weak is None:
+                    break
+                waddr, wchild = weak
+                refs = self._referrals(sess, waddr)
+                if sess.parent is not None:
+                    refs = [sess.parent, *refs]
+                self._redirect(sess, waddr, wchild, refs, self.config.leave_grace)
+
     def _bitrate(self, sess: Session) -> int:
         rec = sess.record
         return rec.meta.bitrate if rec is not None else sess.bitrate_hint
@@ -567,7 +594,7 @@ class Node:
         cfg = self.config
         used = len(sess.children) * bitrate / cfg.slot_headroom
         queued = self._bulk_bytes * 8 / 1000 / cfg.bulk_expiry  # kbit/s already promised
-        spare = cfg.upload_kbps * 0.97 - used - queued
+        spare = self._upload() * 0.97 - used - queued
         return max(0, min(254, int(16 * spare / bitrate)))
 
     def _busy(self) -> bool:
@@ -1562,9 +1589,14 @@ class Node:
             if behind < 0.9 * cfg.cushion_seconds and sess.known_head > top > seq:
                 # the newest chunks we heard of wait for their seal: judge by sequence numbers
                 behind = max(behind, (sess.known_head - seq) * ahead / (top - seq))
-            ready = behind >= 0.9 * cfg.cushion_seconds and ahead >= cfg.start_ahead
             if sess.first_at is None:
                 sess.first_at = now
+            # the rest of the cushion comes while we play: it must come at least as fast as we
+            # play, or playout catches up with it and skips. Audio in hand per second since the
+            # first chunk is that rate; slower than real time, start with more in hand
+            rate = ahead / max(now - sess.first_at, 0.05)
+            need = max(cfg.start_ahead, cfg.cushion_seconds * (1.0 - min(rate, 1.0)))
+            ready = behind >= 0.9 * cfg.cushion_seconds and ahead >= need
             # a stream that just began: half a cushion of delay, counted from the first chunk
             # (listeners may attach long before a broadcast begins)
             if not ready and now - sess.first_at < cfg.cushion_seconds / 2:
@@ -1732,8 +1764,13 @@ class Node:
         cfg = self.config
         base = cfg.slots
         bitrate = self._bitrate(sess)
-        if cfg.upload_kbps > 0 and bitrate > 0:
-            base = min(int(cfg.upload_kbps * cfg.slot_headroom / bitrate), cfg.max_slots)
+        upload = self._upload()
+        if upload > 0 and bitrate > 0:
+            base = min(int(upload * cfg.slot_headroom / bitrate), cfg.max_slots)
+            if not cfg.upload_kbps:
+                base = min(base, cfg.slots)  # measured: the configured count stays the limit
+        elif self.bw.wanted:
+            base = min(base, 1)  # not measured yet: one stream fits any link worth relaying
         if self.nat.symmetric:
             return 0  # nobody behind a NAT could reach us to attach (see overlay/nat.py)
         return max(0, min(base, 255) - sess.slot_penalty)
@@ -1818,7 +1855,7 @@ class Node:
         if not self._tx_rate or not bitrate:
             return True  # capacity unknown: trust the slots
         streams = len(sess.children) + 1
-        return streams * bitrate <= cfg.upload_kbps and self.backlog() < cfg.max_backlog / 2
+        return streams * bitrate <= self._upload() and self.backlog() < cfg.max_backlog / 2
 
     def _drop_silent(self, sess: Session, now: float, orphan: bool = False) -> None:
         """Someone wants a slot: a child silent for a few status periods has crashed (its

@@ -50,6 +50,9 @@ PROXY_OK = 0x44
 VIA = 0x45
 FWD = 0x46
 PUNCH = 0x47
+# upload capacity test (see overlay/bwtest.py)
+BW_TRAIN = 0x48
+BW_REPORT = 0x49
 
 ID_LEN = 8  # node id
 STATION_ID_LEN = 16
@@ -316,13 +319,25 @@ class Hello:
     def encode(self) -> bytes:
         hosts = self.hosts[:MAX_HOSTS]
         out = [header(HELLO), _U32.pack(self.req_id), self.node_id, self.tag, _addr(self.observed)]
-        out.append(_U8.pack(len(hosts)))
+        tail = _reach(self.reach, self.proxy)
+        room = MAX_DATAGRAM - sum(map(len, out)) - 1 - len(tail)
+        entries = []
         for h in hosts:
-            out += [h.node_id, h.tag, _addr(h.addr), bytes([min(h.slots, 255)])]
-            out.append(_U16.pack(min(max(h.age, 0), 0xFFFF)))
-            out.append(_reach(h.reach, h.proxy))
-        out.append(_reach(self.reach, self.proxy))
-        return b"".join(out)
+            e = b"".join(
+                [
+                    h.node_id,
+                    h.tag,
+                    _addr(h.addr),
+                    bytes([min(h.slots, 255)]),
+                    _U16.pack(min(max(h.age, 0), 0xFFFF)),
+                    _reach(h.reach, h.proxy),
+                ]
+            )
+            room -= len(e)
+            if room < 0:
+                break  # (never fragment: the rest another time)
+            entries.append(e)
+        return b"".join([*out, _U8.pack(len(entries)), *entries, tail])
 
 
 @dataclass(slots=True)
@@ -710,6 +725,42 @@ class Punch:
         return header(PUNCH) + self.node_id
 
 
+@dataclass(slots=True)
+class BwTrain:
+    """One datagram of a packet train (the receiver times their arrival)."""
+
+    train: int
+    index: int
+    count: int
+    pad: bytes
+
+    TYPE = BW_TRAIN
+
+    def encode(self) -> bytes:
+        return header(BW_TRAIN) + _U32.pack(self.train) + bytes([self.index, self.count]) + self.pad
+
+
+@dataclass(slots=True)
+class BwReport:
+    """What arrived of a train: datagrams, bytes after the first, first-to-last microseconds."""
+
+    train: int
+    received: int
+    bytes: int
+    span_us: int
+
+    TYPE = BW_REPORT
+
+    def encode(self) -> bytes:
+        return (
+            header(BW_REPORT)
+            + _U32.pack(self.train)
+            + bytes([min(self.received, 255)])
+            + _U32.pack(min(self.bytes, 0xFFFFFFFF))
+            + _U32.pack(min(self.span_us, 0xFFFFFFFF))
+        )
+
+
 Message = (
     HelloReq
     | Hello
@@ -734,6 +785,8 @@ Message = (
     | Via
     | Fwd
     | Punch
+    | BwTrain
+    | BwReport
 )
 
 
@@ -844,6 +897,10 @@ def decode(data: bytes) -> Message:
         msg = Fwd(r.addr(), r.rest())
     elif mtype == PUNCH:
         msg = Punch(r.take(ID_LEN))
+    elif mtype == BW_TRAIN:
+        msg = BwTrain(r.u32(), r.u8(), r.u8(), r.rest())
+    elif mtype == BW_REPORT:
+        msg = BwReport(r.u32(), r.u8(), r.u32(), r.u32())
     elif mtype == DATA:
         raise WireError("DATA is not decoded into an object; use DATA_HEADER")
     else:
