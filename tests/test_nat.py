@@ -194,3 +194,36 @@ def test_capped_relay_measures_its_upload_and_feeds_one_child(bed: NetBed) -> No
             assert stats["skipped_chunks"] == before[name], (name, tree, stats)
     finally:
         nodes.stop()
+
+
+def test_lan_pair_shares_one_feed(bed: NetBed) -> None:
+    """Two nodes behind one router: the second is fed by the first over the LAN (the station
+    enters the LAN once); the first has the port forwarded, the second's port is rewritten."""
+    seed = bed.public_host("seed")
+    src = bed.public_host("src")
+    lan = bed.router("lan", "cone")
+    first = bed.host("first", lan, forward=8466)
+    second = bed.host("second", lan)
+    nodes = Nodes(Path(tempfile.mkdtemp(prefix="natbed")))
+    s = f"{seed.ip}:8466"
+    try:
+        nodes.start(seed, "seed", ["node", "--seed", f"{src.ip}:8466"])
+        b = nodes.start(src, "src", ["broadcast", "--tone", "--name", "LAN FM", "--seed", s])
+        link = b.value("link:", 30)
+        time.sleep(2)
+        nodes.start(first, "first", ["listen", link, "--seed", s, "--slots", "4"])
+        st = nodes.wait("first", _playing, 10)
+        assert st["sessions"][0]["parent"] == f"{src.ip}:8466"
+        nodes.start(second, "second", ["listen", link, "--seed", s, "--slots", "4"])
+        st = nodes.wait("second", _playing, 10)
+        assert st["sessions"][0]["first_audio_s"] <= 2.0
+        # fed by its LAN neighbour, at its LAN address, and it stays there
+        st = nodes.wait("second", lambda st: st["sessions"][0]["parent"] == f"{first.ip}:8466", 10)
+        time.sleep(3)
+        st = nodes.status("second")
+        assert st["sessions"][0]["parent"] == f"{first.ip}:8466"
+        assert nodes.status("src")["sessions"][0]["children"] == [f"{lan.wan_ip}:8466"]
+        assert st["nat"]["reachable"] is False, st["nat"]  # (open to its LAN neighbour only)
+        assert st["nat"]["public"].startswith(lan.wan_ip)
+    finally:
+        nodes.stop()

@@ -148,6 +148,7 @@ class NetBed:
         self._veth(ns, "eth0", self.inet, port)
         _run(["ip", "-n", self.inet, "link", "set", port, "master", "br0"])
         _run(["ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "eth0"])
+        _run(["ip", "-n", ns, "route", "add", "default", "dev", "eth0"])  # as on the internet
         host = Host(self, name, ns, ip, "eth0")
         self.hosts.append(host)
         return host

@@ -28,12 +28,12 @@ v4 = st.tuples(st.ip_addresses(v=4).map(str), st.integers(0, 65535))
 v6 = st.tuples(st.ip_addresses(v=6).map(str), st.integers(0, 65535))
 addrs = st.one_of(v4, v6)
 
-reach = st.integers(0, 0x7F)
+reach = st.integers(0, 0x3F)
 proxies = st.none() | addrs
 inner = st.binary(min_size=4, max_size=1000)
 
 messages = st.one_of(
-    st.builds(wire.HelloReq, u32, ids, tags, u8, u8, reach, proxies),
+    st.builds(wire.HelloReq, u32, ids, tags, u8, u8, reach, proxies, proxies),
     st.builds(
         wire.Hello,
         u32,
@@ -42,9 +42,10 @@ messages = st.one_of(
         addrs,
         st.lists(
             st.builds(wire.HostEntry, ids, tags, addrs, u8, st.integers(0, 65535), reach, proxies),
-            max_size=16,  # (answers carry 3; 16 with IPv6 proxies still fit a datagram)
+            max_size=12,  # (answers carry 3; 12 with IPv6 proxies and LANs fit a datagram)
         ),
         reach,
+        proxies,
         proxies,
     ),
     st.builds(wire.ReachReq, u32),

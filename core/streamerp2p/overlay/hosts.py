@@ -28,6 +28,7 @@ class HostRec:
     source: bool = False  # it broadcasts the station of its tag
     reach: int = 0  # wire.REACH_* flags it announced
     proxy: Addr | None = None  # its proxy, when it is behind a NAT
+    lan: Addr | None = None  # its LAN address, when it is behind a NAT
 
 
 class HostList:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from . import wire
+from .hosts import HostRec
 from .wire import Addr
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ class Nat:
         self.direct: dict[Addr, float] = {}  # last datagram straight from an address
         self.sent_to: dict[Addr, float] = {}  # last control datagram we sent to an address
         self.observed_by: dict[Addr, Addr] = {}  # peer -> our address as it saw us
+        self.lan: Addr | None = None  # our LAN address, when a NAT is between us and the rest
+        self.lan_peers: dict[Addr, float] = {}  # LAN addresses of nodes behind our NAT
         self._nonce = 0
         self._reach_deadline: float | None = None
         self._reach_tries = 0
@@ -100,8 +103,13 @@ class Nat:
         """A HELLO from ``peer`` says it saw us as ``ours``."""
         seen = self.observed_by
         seen[peer] = ours
-        if self.local_addr is not None and not self.open and self.local_addr(peer[0]) == ours:
-            self._set_open(ours)  # no NAT between us and the internet
+        local = self.local_addr(peer[0]) if self.local_addr is not None else None
+        if local is not None and local[0] != ours[0]:
+            self.lan = local  # nodes behind the same NAT reach us there
+        if local == ours:
+            self.lan = None
+            if not self.open:
+                self._set_open(ours)  # no NAT between us and the internet
             return
         if len(seen) > 8:
             del seen[next(iter(seen))]
@@ -114,6 +122,9 @@ class Nat:
     def can_reach(self, addr: Addr) -> bool:
         """False for a host we cannot get a datagram to: behind a NAT while we are behind a
         symmetric one (punching fails both ways), unless a path is open already."""
+        obs = self.node.observed
+        if obs is not None and addr[0] == obs[0] and self.lan is not None:
+            return False  # our own router's public address: use the LAN address (no hairpin)
         if not self.symmetric:
             return True
         rec = self.node.hosts.get(addr)
@@ -145,6 +156,28 @@ class Nat:
             node._out.append((wire.Punch(node.node_id).encode(), addr))  # open our side
             self.sent_to[addr] = now
         return True
+
+    def consider_lan(self, addr: Addr, rec: HostRec, now: float) -> None:
+        """``rec`` (at public ``addr``) is behind our own NAT: know it by its LAN address too,
+        and prefer it (a station's traffic then enters the LAN once)."""
+        node = self.node
+        obs = node.observed
+        lan = rec.lan
+        if lan is not None and lan == addr:
+            self.lan_peers[addr] = now  # it writes to us from its LAN address: a neighbour
+            return
+        if lan is None or obs is None or addr[0] != obs[0] or lan == self.lan:
+            return
+        self.lan_peers[lan] = now
+        if len(self.lan_peers) > 64:
+            del self.lan_peers[min(self.lan_peers, key=self.lan_peers.__getitem__)]
+        known = node.hosts.get(lan)
+        if known is None:
+            entry = HostRec(rec.node_id, rec.tag, rec.last_heard, rec.slots)
+            entry.reach = wire.REACH_OPEN  # on our LAN, no NAT in between
+            node.hosts.add(lan, entry)
+        elif rec.tag != known.tag and rec.last_heard > known.last_heard:
+            node.hosts.set_tag(lan, rec.tag)
 
     def heard(self, addr: Addr, now: float) -> None:
         self.direct[addr] = now

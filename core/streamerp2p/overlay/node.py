@@ -693,6 +693,7 @@ class Node:
             self._capacity(),
             self.nat.reach,
             self.nat.advertised_proxy,
+            self.nat.lan,
         )
         self._send(req.encode(), addr)
         # the directory: drop stations offline for too long
@@ -706,10 +707,12 @@ class Node:
             self.tag_station.pop(entry.record.station_id[:4], None)
 
     def _on_hello_req(self, msg: wire.HelloReq, addr: Addr, now: float) -> None:
+        if msg.node_id == self.node_id:
+            return  # ourselves (a link or seed naming our own address)
         rec = self._learn(addr, msg.node_id, msg.tag, now, msg.slots)
         rec.source = bool(msg.flags & wire.HELLO_SOURCE)
-        rec.reach = msg.reach
-        rec.proxy = msg.proxy
+        rec.reach, rec.proxy, rec.lan = msg.reach, msg.proxy, msg.lan
+        self.nat.consider_lan(addr, rec, now)
         if self._busy():
             self.stats.busy_dropped += 1  # gossip can wait while live data is backed up
             return
@@ -726,7 +729,9 @@ class Node:
             assert h is not None
             age = int(now - h.last_heard)
             if age < self.config.host_expiry:
-                hosts.append(wire.HostEntry(h.node_id, h.tag, a, h.slots, age, h.reach, h.proxy))
+                hosts.append(
+                    wire.HostEntry(h.node_id, h.tag, a, h.slots, age, h.reach, h.proxy, h.lan)
+                )
         hello = wire.Hello(
             msg.req_id,
             self.node_id,
@@ -735,6 +740,7 @@ class Node:
             hosts,
             self.nat.reach,
             self.nat.advertised_proxy,
+            self.nat.lan,
         )
         self._send(hello.encode(), addr)
         if msg.flags & wire.HELLO_WANT_STATIONS and self.directory:
@@ -743,10 +749,15 @@ class Node:
                 self._send(wire.StationMsg(entry.raw).encode(), addr)
 
     def _on_hello(self, msg: wire.Hello, addr: Addr, now: float) -> None:
+        if msg.node_id == self.node_id:
+            return  # ourselves
         rec = self._learn(addr, msg.node_id, msg.tag, now)
-        rec.reach, rec.proxy = msg.reach, msg.proxy
-        self.observed = msg.observed
-        self.nat.observed(addr, msg.observed)
+        rec.reach, rec.proxy, rec.lan = msg.reach, msg.proxy, msg.lan
+        self.nat.consider_lan(addr, rec, now)
+        if addr not in self.nat.lan_peers:  # (a LAN neighbour sees our LAN address)
+            self.observed = msg.observed
+            self.nat.observed(addr, msg.observed)
+            self.nat.consider_lan(addr, rec, now)
         for h in msg.hosts:
             if h.node_id == self.node_id:
                 continue
@@ -756,8 +767,9 @@ class Node:
                 heard = now - max(h.age, 0) - 1.0
                 if now - heard < self.config.host_expiry:
                     rec = HostRec(h.node_id, h.tag, heard, h.slots)
-                    rec.reach, rec.proxy = h.reach, h.proxy
+                    rec.reach, rec.proxy, rec.lan = h.reach, h.proxy, h.lan
                     self.hosts.add(h.addr, rec)
+                    self.nat.consider_lan(h.addr, rec, now)
             elif h.proxy is not None and known.proxy != h.proxy and h.age < now - known.last_heard:
                 known.proxy, known.reach = h.proxy, h.reach  # fresher news of its proxy
             else:
@@ -779,7 +791,7 @@ class Node:
         self._forget_old_asks(sess, now)
         tuned = self.hosts.tuned(sess.tag)
         self.rng.shuffle(tuned)
-        likely: list[Addr] = []
+        likely: list[Addr] = [a for a in tuned if a in self.nat.lan_peers]  # our LAN first
         if sess.backup:
             likely.append(sess.backup)
         likely += sess.hosts
@@ -891,24 +903,27 @@ class Node:
         sess.window_end = None
         mine = self._slots(sess)
         best: Candidate | None = None
-        best_key: tuple[int, int, int, float] | None = None
+        best_key: tuple[int, int, int, int, float] | None = None
+        lan = self.nat.lan_peers
         for c in sess.candidates.values():
             if c.addr == sess.parent or self._is_dead(sess, c.addr, now):
                 continue
             if now - c.heard > 30.0 or self._below(c.ancestors) or c.depth >= MAX_DEPTH:
                 continue
-            # the shallowest place wins: a free slot, or a weaker child we may displace
+            # a node on our LAN first (the station's traffic enters the LAN once), then the
+            # shallowest place: a free slot, or a weaker child we may displace
+            far = 0 if c.addr in lan else 1
             if c.free > 0:
-                key = (c.depth, 0, -c.free, c.rtt)
+                key = (far, c.depth, 0, -c.free, c.rtt)
             elif mine > 0 and c.weakest < mine:
-                key = (c.depth, 1, c.weakest, c.rtt)
+                key = (far, c.depth, 1, c.weakest, c.rtt)
             else:
                 continue
             if best_key is None or key < best_key:
                 best, best_key = c, key
         if best is None or best_key is None:
             return False
-        self._send_attach(sess, best.addr, now, wire.ATTACH_PREEMPT if best_key[1] else 0)
+        self._send_attach(sess, best.addr, now, wire.ATTACH_PREEMPT if best_key[2] else 0)
         return True
 
     def _on_attach_ok(self, msg: wire.AttachOk, addr: Addr, now: float) -> None:
@@ -1045,6 +1060,8 @@ class Node:
         return refs[: wire.MAX_REFERRALS]
 
     def _on_join_req(self, msg: wire.JoinReq, addr: Addr, now: float) -> None:
+        if msg.node_id == self.node_id:
+            return  # ourselves
         self._learn(addr, msg.node_id, None, now, msg.slots)
         sess = self.sessions.get(msg.station_id[:4])
         ok = sess is not None and sess.station_id == msg.station_id and sess.in_tree
@@ -1099,9 +1116,11 @@ class Node:
         entries = []
         for a in refs:
             h = self.hosts.get(a)
-            if h is not None and h.proxy is not None:
+            if h is not None and (h.proxy is not None or h.lan is not None):
                 age = int(self._now - h.last_heard)
-                entries.append(wire.HostEntry(h.node_id, h.tag, a, h.slots, age, h.reach, h.proxy))
+                entries.append(
+                    wire.HostEntry(h.node_id, h.tag, a, h.slots, age, h.reach, h.proxy, h.lan)
+                )
         if entries:
             hello = wire.Hello(
                 0,
@@ -1111,6 +1130,7 @@ class Node:
                 entries,
                 self.nat.reach,
                 self.nat.advertised_proxy,
+                self.nat.lan,
             )
             self._send(hello.encode(), addr)
 
@@ -1797,6 +1817,7 @@ class Node:
                 self._capacity(),
                 self.nat.reach,
                 self.nat.advertised_proxy,
+                self.nat.lan,
             )
             self._send(req.encode(), addr)
 
@@ -2048,6 +2069,8 @@ class Node:
         mine = self._slots(sess)
         if mine == 0:
             return  # a node that cannot relay has no business near the broadcaster
+        if sess.parent in self.nat.lan_peers:
+            return  # fed on our LAN: the station's traffic enters it once, so we stay
         best: Candidate | None = None
         for c in sess.candidates.values():
             if c.addr == sess.parent or now - c.heard > 15.0 or self._below(c.ancestors):

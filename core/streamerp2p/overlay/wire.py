@@ -158,9 +158,11 @@ class _Reader:
             raise WireError("too many addresses")
         return [self.addr() for _ in range(n)]
 
-    def reach(self) -> tuple[int, Addr | None]:
+    def reach(self) -> tuple[int, Addr | None, Addr | None]:
         flags = self.u8()
-        return flags & 0x7F, (self.addr() if flags & _REACH_PROXY else None)
+        proxy = self.addr() if flags & _REACH_PROXY else None
+        lan = self.addr() if flags & _REACH_LAN else None
+        return flags & 0x3F, proxy, lan
 
     def rest(self) -> bytes:
         out = bytes(self.data[self.pos :])
@@ -211,12 +213,17 @@ def _addr(a: Addr) -> bytes:
 REACH_OPEN = 0x01  # unsolicited datagrams reach it (public, or a forwarded port)
 REACH_SYMMETRIC = 0x02  # behind a NAT that maps each destination to a new port
 _REACH_PROXY = 0x80  # (on the wire) a proxy address follows
+_REACH_LAN = 0x40  # (on the wire) a LAN address follows
 
 
-def _reach(reach: int, proxy: Addr | None) -> bytes:
-    if proxy is None:
-        return _U8.pack(reach & 0x7F)
-    return _U8.pack((reach & 0x7F) | _REACH_PROXY) + _addr(proxy)
+def _reach(reach: int, proxy: Addr | None, lan: Addr | None = None) -> bytes:
+    flags = (reach & 0x3F) | (_REACH_PROXY if proxy else 0) | (_REACH_LAN if lan else 0)
+    out = _U8.pack(flags)
+    if proxy is not None:
+        out += _addr(proxy)
+    if lan is not None:
+        out += _addr(lan)
+    return out
 
 
 def _addrs(addrs: list[Addr], limit: int) -> bytes:
@@ -277,6 +284,7 @@ class HostEntry:
     age: int = 0  # seconds since the sender last heard from it directly
     reach: int = 0  # REACH_* flags
     proxy: Addr | None = None  # where to send first to reach it (behind a NAT)
+    lan: Addr | None = None  # its address on its LAN (nodes behind the same NAT use it)
 
 
 @dataclass(slots=True)
@@ -290,6 +298,7 @@ class HelloReq:
     slots: int = 0
     reach: int = 0  # the sender's REACH_* flags
     proxy: Addr | None = None  # the sender's proxy (it is behind a NAT)
+    lan: Addr | None = None  # the sender's LAN address (it is behind a NAT)
 
     TYPE = HELLO_REQ
 
@@ -300,7 +309,7 @@ class HelloReq:
             + self.node_id
             + self.tag
             + bytes([self.flags, min(self.slots, 255)])
-            + _reach(self.reach, self.proxy)
+            + _reach(self.reach, self.proxy, self.lan)
         )
 
 
@@ -313,13 +322,14 @@ class Hello:
     hosts: list[HostEntry] = field(default_factory=list)
     reach: int = 0  # the sender's REACH_* flags
     proxy: Addr | None = None  # the sender's proxy
+    lan: Addr | None = None  # the sender's LAN address
 
     TYPE = HELLO
 
     def encode(self) -> bytes:
         hosts = self.hosts[:MAX_HOSTS]
         out = [header(HELLO), _U32.pack(self.req_id), self.node_id, self.tag, _addr(self.observed)]
-        tail = _reach(self.reach, self.proxy)
+        tail = _reach(self.reach, self.proxy, self.lan)
         room = MAX_DATAGRAM - sum(map(len, out)) - 1 - len(tail)
         entries = []
         for h in hosts:
@@ -330,7 +340,7 @@ class Hello:
                     _addr(h.addr),
                     bytes([min(h.slots, 255)]),
                     _U16.pack(min(max(h.age, 0), 0xFFFF)),
-                    _reach(h.reach, h.proxy),
+                    _reach(h.reach, h.proxy, h.lan),
                 ]
             )
             room -= len(e)
