@@ -571,15 +571,8 @@ class Node:
         self._tx_rate = kbps * 125.0
         for sess in self.sessions.values():
             # more children than the link carries: the weakest move (fed while they do)
-            while sess.active_children() > self._slots(sess):
-                weak = self._weakest(sess)
-                if weak is None:
-                    break
-                waddr, wchild = weak
-                refs = self._referrals(sess, waddr)
-                if sess.parent is not None:
-                    refs = [sess.parent, *refs]
-                self._redirect(sess, waddr, wchild, refs, self.config.leave_grace)
+            while sess.active_children() > self._slots(sess) and self._shed_weakest(sess):
+                pass
 
     def _bitrate(self, sess: Session) -> int:
         rec = sess.record
@@ -685,17 +678,7 @@ class Node:
         sess = self.sessions.get(tag)
         if sess is not None and sess.is_source:
             flags |= wire.HELLO_SOURCE
-        req = wire.HelloReq(
-            self._req_id,
-            self.node_id,
-            tag,
-            flags,
-            self._capacity(),
-            self.nat.reach,
-            self.nat.advertised_proxy,
-            self.nat.lan,
-        )
-        self._send(req.encode(), addr)
+        self._send(self._hello_req(tag, flags), addr)
         # the directory: drop stations offline for too long
         for sid in [s for s, until in self.expired.items() if until < now]:
             del self.expired[sid]
@@ -705,6 +688,28 @@ class Node:
             self.expired[sid] = now + cfg.station_expiry  # gossip must not bring it back
             entry = self.directory.pop(sid)
             self.tag_station.pop(entry.record.station_id[:4], None)
+
+    def _hello_req(self, tag: bytes, flags: int) -> bytes:
+        """A gossip request (``self._req_id`` already advanced), telling about us."""
+        nat = self.nat
+        req = wire.HelloReq(
+            self._req_id, self.node_id, tag, flags, self._capacity(), nat.reach,
+            nat.advertised_proxy, nat.lan,
+        )  # fmt: skip
+        return req.encode()
+
+    def _hello(self, req_id: int, addr: Addr, hosts: list[wire.HostEntry]) -> bytes:
+        """A gossip answer to ``addr`` (0: unasked, introducing hosts behind NATs)."""
+        nat = self.nat
+        tag = self._my_tag()
+        hello = wire.Hello(
+            req_id, self.node_id, tag, addr, hosts, nat.reach, nat.advertised_proxy, nat.lan
+        )
+        return hello.encode()
+
+    @staticmethod
+    def _host_entry(addr: Addr, h: HostRec, age: int) -> wire.HostEntry:
+        return wire.HostEntry(h.node_id, h.tag, addr, h.slots, age, h.reach, h.proxy, h.lan)
 
     def _on_hello_req(self, msg: wire.HelloReq, addr: Addr, now: float) -> None:
         if msg.node_id == self.node_id:
@@ -729,20 +734,8 @@ class Node:
             assert h is not None
             age = int(now - h.last_heard)
             if age < self.config.host_expiry:
-                hosts.append(
-                    wire.HostEntry(h.node_id, h.tag, a, h.slots, age, h.reach, h.proxy, h.lan)
-                )
-        hello = wire.Hello(
-            msg.req_id,
-            self.node_id,
-            self._my_tag(),
-            addr,
-            hosts,
-            self.nat.reach,
-            self.nat.advertised_proxy,
-            self.nat.lan,
-        )
-        self._send(hello.encode(), addr)
+                hosts.append(self._host_entry(a, h, age))
+        self._send(self._hello(msg.req_id, addr, hosts), addr)
         if msg.flags & wire.HELLO_WANT_STATIONS and self.directory:
             entries = list(self.directory.values())
             for entry in self.rng.sample(entries, min(1, len(entries))):
@@ -757,7 +750,7 @@ class Node:
         if addr not in self.nat.lan_peers:  # (a LAN neighbour sees our LAN address)
             self.observed = msg.observed
             self.nat.observed(addr, msg.observed)
-            self.nat.consider_lan(addr, rec, now)
+            self.nat.consider_lan(addr, rec, now)  # (again: our public address may be new)
         for h in msg.hosts:
             if h.node_id == self.node_id:
                 continue
@@ -1117,22 +1110,9 @@ class Node:
         for a in refs:
             h = self.hosts.get(a)
             if h is not None and (h.proxy is not None or h.lan is not None):
-                age = int(self._now - h.last_heard)
-                entries.append(
-                    wire.HostEntry(h.node_id, h.tag, a, h.slots, age, h.reach, h.proxy, h.lan)
-                )
+                entries.append(self._host_entry(a, h, int(self._now - h.last_heard)))
         if entries:
-            hello = wire.Hello(
-                0,
-                self.node_id,
-                self._my_tag(),
-                addr,
-                entries,
-                self.nat.reach,
-                self.nat.advertised_proxy,
-                self.nat.lan,
-            )
-            self._send(hello.encode(), addr)
+            self._send(self._hello(0, addr, entries), addr)
 
     def _on_attach(self, msg: wire.Attach, addr: Addr, now: float) -> None:
         sess = self.sessions.get(msg.station_id[:4])
@@ -1781,6 +1761,8 @@ class Node:
 
     def _slots(self, sess: Session) -> int:
         """Children this node can feed for a station: from upload capacity when known."""
+        if self.nat.symmetric:
+            return 0  # nobody behind a NAT could reach us to attach (see overlay/nat.py)
         cfg = self.config
         base = cfg.slots
         bitrate = self._bitrate(sess)
@@ -1791,8 +1773,6 @@ class Node:
                 base = min(base, cfg.slots)  # measured: the configured count stays the limit
         elif self.bw.wanted:
             base = min(base, 1)  # not measured yet: one stream fits any link worth relaying
-        if self.nat.symmetric:
-            return 0  # nobody behind a NAT could reach us to attach (see overlay/nat.py)
         return max(0, min(base, 255) - sess.slot_penalty)
 
     def _capacity(self) -> int:
@@ -1808,18 +1788,7 @@ class Node:
             if addr is None:
                 continue
             self._req_id += 1
-            flags = wire.HELLO_WANT_STATIONS
-            req = wire.HelloReq(
-                self._req_id,
-                self.node_id,
-                self._my_tag(),
-                flags,
-                self._capacity(),
-                self.nat.reach,
-                self.nat.advertised_proxy,
-                self.nat.lan,
-            )
-            self._send(req.encode(), addr)
+            self._send(self._hello_req(self._my_tag(), wire.HELLO_WANT_STATIONS), addr)
 
     def stations(self, now: float) -> list[dict[str, object]]:
         """The station directory, ranked by listeners; offline stations after, by last seen."""
@@ -2108,13 +2077,20 @@ class Node:
             sess.loss_streak = 0
             sess.slot_penalty += 1
             sess.last_penalty = now
-            weak = self._weakest(sess)
-            if weak is not None and sess.active_children() > self._slots(sess):
-                waddr, wchild = weak
-                refs = self._referrals(sess, waddr)
-                if sess.parent is not None:
-                    refs = [sess.parent, *refs]
-                self._redirect(sess, waddr, wchild, refs, self.config.leave_grace)
+            if sess.active_children() > self._slots(sess):
+                self._shed_weakest(sess)
+
+    def _shed_weakest(self, sess: Session) -> bool:
+        """Move our weakest child elsewhere (our parent first), fed while it does."""
+        weak = self._weakest(sess)
+        if weak is None:
+            return False
+        waddr, wchild = weak
+        refs = self._referrals(sess, waddr)
+        if sess.parent is not None:
+            refs = [sess.parent, *refs]
+        self._redirect(sess, waddr, wchild, refs, self.config.leave_grace)
+        return True
 
     def _helpers(self, sess: Session, now: float) -> list[tuple[Addr, int]]:
         """Fresh in-tree candidates with spare upload (not our descendants), most spare first."""
