@@ -36,6 +36,7 @@ class UdpRuntime:
         self.port = port
         self.on_event = on_event
         self.sock: socket.socket | None = None
+        self.side: socket.socket | None = None  # a second port: reachability probes only
         self.send_errors = 0
         self._wake = anyio.Event()
         self._timer_due = 0.0  # when the timer task will next wake
@@ -103,6 +104,8 @@ class UdpRuntime:
         finally:
             if self.sock is not None:
                 self.sock.close()
+            if self.side is not None:
+                self.side.close()
 
     def poke(self) -> None:
         """Call after a command on the node: send what it queued and reschedule its timer."""
@@ -119,6 +122,9 @@ class UdpRuntime:
                     sendto(data, addr)
                 except OSError:
                     self.send_errors += 1
+        side = node.side_datagrams_to_send()
+        if side:
+            self._send_side(side)
         events = node.events()
         if events and self.on_event is not None:
             for ev in events:
@@ -126,6 +132,24 @@ class UdpRuntime:
                     self.on_event(ev)
                 except Exception:  # an event consumer must never stop the node
                     log.exception("event handler failed for %r", type(ev).__name__)
+
+    def _send_side(self, out: list[tuple[bytes, Addr]]) -> None:
+        """From a second socket on a free port (opened once; what arrives there is ignored)."""
+        if self.side is None:
+            fam = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            try:
+                side = socket.socket(fam, socket.SOCK_DGRAM)
+                side.setblocking(False)
+                side.bind((self.host, 0))
+            except OSError:
+                self.send_errors += len(out)
+                return
+            self.side = side
+        for data, addr in out:
+            try:
+                self.side.sendto(data, addr)
+            except OSError:
+                self.send_errors += 1
 
     async def _recv_loop(self) -> None:
         sock = self.sock

@@ -140,6 +140,14 @@ class Simulator:
                     self.lost += 1
                     continue
                 self._push(depart + link.delay + dpeer.link.delay, 1, dst, data, peer.addr)
+        side = node.side_datagrams_to_send()
+        if side:  # from a second port of the peer's: an address nobody knows (no answers)
+            src = (peer.addr[0], 1)
+            for data, dst in side:
+                dpeer = self.peers.get(dst)
+                if dpeer is not None and dpeer.alive:
+                    delay = peer.link.delay + dpeer.link.delay
+                    self._push(self.now + delay, 1, dst, data, src)
         events = node.events()
         if events:
             if self.on_event is not None:

@@ -52,6 +52,7 @@ messages = st.one_of(
     st.builds(wire.ReachFwd, u32, addrs),
     st.builds(wire.ReachProbe, u32),
     st.builds(wire.ProxyReq, ids),
+    st.builds(wire.ProxyReq, ids, addrs),
     st.builds(wire.ProxyOk, u8),
     st.builds(wire.Via, addrs, inner),
     st.builds(wire.Fwd, addrs, inner),

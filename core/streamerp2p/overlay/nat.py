@@ -5,9 +5,12 @@ What a node finds out about itself:
 * its public address: every gossip answer (HELLO) echoes the address it came from, as the
   answering node saw it. Two peers seeing two different ports mean a **symmetric** NAT (a new
   public port per destination).
-* whether unsolicited datagrams reach it: it asks a host (REACH_REQ) to have a *third* node it
-  never wrote to send it a probe (REACH_FWD, REACH_PROBE). A probe that arrives means it is
-  **open** (public, or its router forwards the port to it).
+* whether unsolicited datagrams reach it: it asks a host (REACH_REQ) to have a *third* node
+  send it a probe (REACH_FWD, REACH_PROBE) from a second local port of the third node's
+  (:meth:`Node.side_datagrams_to_send`), an address the asker never wrote to, so its NAT has
+  no mapping that lets it in. A probe that arrives means it is **open** (public, or its router
+  forwards the port to it). In a tiny network the receiver sends the probe itself, from its
+  second port. (A NAT that filters by address only, not port, would let such a probe in too.)
 
 A node that is not open (and whose NAT keeps one public port per local port, "cone") asks an open
 node to be its **proxy** (PROXY_REQ, answered PROXY_OK), repeats the request every 15 to 25 s as a
@@ -20,8 +23,20 @@ other's datagrams in (hole punching). A proxy serves a limited number of clients
 (``max_proxy_clients``) and forwards only to them.
 
 A node behind a symmetric NAT cannot be punched through by nodes behind NATs (its public port
-toward them is not the one anyone knows): it relays nobody, registers no proxy and only talks to
-open nodes, which answer it on the port it came from.
+toward them is not the one anyone knows): it relays nobody and only talks to open nodes, which
+answer it on the port it came from. It registers a proxy only on its own LAN.
+
+**On a LAN**: a node whose router forwards the port to it is open, and its LAN neighbours (same
+public address) take it as their proxy first, at its LAN address (routers rarely loop a LAN
+host's datagram to their own public address back in), telling it their public address
+(PROXY_REQ ``public``); they advertise its public address as their proxy. Linux's masquerade
+(and many routers) rewrite the port of a second host on a LAN using the same local port, but
+only toward destinations the first one talks to: such a host looks symmetric, and its proxy on
+the LAN is what lets first datagrams in.
+
+**Failed punches**: a path that stays silent 5 s after a VIA and a punch is remembered as failed
+for that pair (1 min, doubling up to 30 min on each new failure): it is not tried as a parent or
+referral meanwhile, so two NATs that cannot be punched are avoided instead of retried forever.
 """
 
 from __future__ import annotations
@@ -42,6 +57,8 @@ PROXY_WAIT = 3.0  # seconds for PROXY_OK
 PROXY_SILENT = 60.0  # a proxy (or client) not heard from this long is gone
 DIRECT_FRESH = 20.0  # a path heard from within this long is open (NAT mappings last longer)
 SENT_MEMORY = 200.0  # a probe from a host we wrote to within this long proves nothing
+PUNCH_WAIT = 5.0  # a punched path silent this long after the first VIA: the punch failed
+PUNCH_AVOID = 60.0  # a failed pair is avoided this long (doubling per failure, at most 30 min)
 
 
 class Nat:
@@ -56,6 +73,15 @@ class Nat:
         self.observed_by: dict[Addr, Addr] = {}  # peer -> our address as it saw us
         self.lan: Addr | None = None  # our LAN address, when a NAT is between us and the rest
         self.lan_peers: dict[Addr, float] = {}  # LAN addresses of nodes behind our NAT
+        self.lan_public: dict[Addr, Addr] = {}  # a LAN neighbour's LAN address -> public one
+        # public ip -> public addresses of nodes behind it that told their LAN address (so a
+        # gossip answer to one of them names its neighbours first)
+        self.behind: dict[str, dict[Addr, float]] = {}
+        self.proxy_public: Addr | None = None  # our proxy's public address (a LAN proxy)
+        self.lan_clients: dict[bytes, Addr] = {}  # node id -> LAN address of a client
+        self.client_alias: dict[Addr, Addr] = {}  # a LAN client's public address -> LAN one
+        self._punch_wait: dict[Addr, float] = {}  # a punch sent, no answer yet (since)
+        self._punch_failed: dict[Addr, tuple[float, int]] = {}  # pair avoided until, failures
         self._nonce = 0
         self._reach_deadline: float | None = None
         self._reach_tries = 0
@@ -83,7 +109,9 @@ class Nat:
     def advertised_proxy(self) -> Addr | None:
         """The proxy others should use: only once we know we are not open (taken before that,
         it is ready when needed, but an open node must not send its callers round a proxy)."""
-        return self.proxy if self.checked and not self.open else None
+        if not self.checked or self.open:
+            return None
+        return self.proxy_public or self.proxy
 
     @property
     def symmetric(self) -> bool:
@@ -125,6 +153,9 @@ class Nat:
         obs = self.node.observed
         if obs is not None and addr[0] == obs[0] and self.lan is not None:
             return False  # our own router's public address: use the LAN address (no hairpin)
+        failed = self._punch_failed.get(addr)
+        if failed is not None and self.node._now < failed[0]:
+            return False  # punching it failed lately: avoided, not retried forever
         if not self.symmetric:
             return True
         rec = self.node.hosts.get(addr)
@@ -155,6 +186,7 @@ class Nat:
             self._punched[addr] = now
             node._out.append((wire.Punch(node.node_id).encode(), addr))  # open our side
             self.sent_to[addr] = now
+            self._punch_wait.setdefault(addr, now)
         return True
 
     def consider_lan(self, addr: Addr, rec: HostRec, now: float) -> None:
@@ -164,13 +196,30 @@ class Nat:
         obs = node.observed
         lan = rec.lan
         if lan is not None and lan == addr:
+            new = addr not in self.lan_peers
             self.lan_peers[addr] = now  # it writes to us from its LAN address: a neighbour
+            if new:
+                node._lan_found(addr, now)
             return
-        if lan is None or obs is None or addr[0] != obs[0] or lan == self.lan:
+        if lan is None:
             return
+        behind = self.behind.get(addr[0])
+        if behind is None:
+            if len(self.behind) >= 256:
+                del self.behind[next(iter(self.behind))]
+            behind = self.behind[addr[0]] = {}
+        behind[addr] = now
+        if len(behind) > 8:
+            del behind[min(behind, key=behind.__getitem__)]
+        if obs is None or addr[0] != obs[0] or lan == self.lan:
+            return
+        new = lan not in self.lan_peers
         self.lan_peers[lan] = now
+        self.lan_public[lan] = addr
         if len(self.lan_peers) > 64:
-            del self.lan_peers[min(self.lan_peers, key=self.lan_peers.__getitem__)]
+            old = min(self.lan_peers, key=self.lan_peers.__getitem__)
+            del self.lan_peers[old]
+            self.lan_public.pop(old, None)
         known = node.hosts.get(lan)
         if known is None:
             entry = HostRec(rec.node_id, rec.tag, rec.last_heard, rec.slots)
@@ -178,9 +227,21 @@ class Nat:
             node.hosts.add(lan, entry)
         elif rec.tag != known.tag and rec.last_heard > known.last_heard:
             node.hosts.set_tag(lan, rec.tag)
+        if new:
+            node._lan_found(lan, now)
+
+    def neighbours(self, addr: Addr, limit: int = 2) -> list[Addr]:
+        """Public addresses of nodes behind ``addr``'s NAT (its LAN neighbours), newest first."""
+        behind = self.behind.get(addr[0])
+        if not behind:
+            return []
+        near = sorted((a for a in behind if a != addr), key=behind.__getitem__, reverse=True)
+        return near[:limit]
 
     def heard(self, addr: Addr, now: float) -> None:
         self.direct[addr] = now
+        if self._punch_wait:
+            self._punch_wait.pop(addr, None)
         if addr == self.proxy:
             self._proxy_heard = now
         elif addr in self.clients:
@@ -203,6 +264,19 @@ class Nat:
                     del d[a]
             for a in [a for a, t in self.clients.items() if now - t > PROXY_SILENT * 1.5]:
                 del self.clients[a]
+            live = set(self.clients)
+            for nid in [n for n, a in self.lan_clients.items() if a not in live]:
+                del self.lan_clients[nid]
+            for pub in [p for p, a in self.client_alias.items() if a not in live]:
+                del self.client_alias[pub]
+            for a in [a for a, (t, _) in self._punch_failed.items() if now > t + 1800.0]:
+                del self._punch_failed[a]
+        if self._punch_wait:
+            for a in [a for a, t in self._punch_wait.items() if now - t > PUNCH_WAIT]:
+                del self._punch_wait[a]
+                n = self._punch_failed.get(a, (0.0, 0))[1] + 1
+                self._punch_failed[a] = (now + min(1800.0, PUNCH_AVOID * 2 ** (n - 1)), n)
+                node.stats.nat_punch_failed += 1
         # reachability: asked once we know our public address, again every few minutes
         if self._reach_deadline is not None and now >= self._reach_deadline:
             self._reach_deadline = None
@@ -228,16 +302,22 @@ class Nat:
                 self._next_check = now + 2.0
         # a proxy when we are not open (and can be punched through); taken at once, before the
         # check has concluded (a needless proxy costs a keepalive every 20 s)
-        if not self.open and not self.symmetric and node.observed is not None:
+        if self._wants_proxy():
             self._keep_proxy(now)
-        elif self.proxy is not None and (self.open or self.symmetric):
-            self.proxy = None
+        elif self.proxy is not None:
+            self.proxy = self.proxy_public = None
+
+    def _wants_proxy(self) -> bool:
+        """Behind a NAT that can be punched through, or a symmetric one with a LAN proxy."""
+        if self.open or self.node.observed is None:
+            return False
+        return not self.symmetric or self.proxy in self.lan_peers or self._lan_proxy() is not None
 
     def wake_at(self) -> float:
         t = self._next_check
         if self._reach_deadline is not None:
             t = min(t, self._reach_deadline)
-        if not self.open and not self.symmetric and self.node.observed is not None:
+        if self._wants_proxy():
             t = min(t, self._next_keepalive if self.proxy is not None else self._next_proxy_try)
         return t
 
@@ -257,37 +337,65 @@ class Nat:
     def _keep_proxy(self, now: float) -> None:
         node = self.node
         if self.proxy is not None and now - self._proxy_heard > PROXY_SILENT:
-            self.proxy = None  # gone: find another
+            self.proxy = self.proxy_public = None  # gone: find another
+        if self.proxy is not None and self.proxy not in self.lan_peers:
+            lan = self._lan_proxy()  # a forwarded neighbour appeared: better than a far one
+            if lan is not None:
+                self.proxy = self.proxy_public = None
+                self._next_proxy_try = now
         if self.proxy is not None:
             if now >= self._next_keepalive:
                 self._next_keepalive = now + 15.0 + 10.0 * node.rng.random()
-                node._send(wire.ProxyReq(node.node_id).encode(), self.proxy)
+                node._send(self._proxy_req(self.proxy), self.proxy)
             return
         if now < self._next_proxy_try:
             return
         if self._proxy_asked is not None:
             self._refused[self._proxy_asked] = now + 60.0  # it did not answer
-        pick = self._pick_proxy(now)
+        pick = self._lan_proxy() or (None if self.symmetric else self._pick_proxy(now))
         self._proxy_asked = pick
         self._next_proxy_try = now + (PROXY_WAIT if pick is not None else 5.0)
         if pick is not None:
-            node._send(wire.ProxyReq(node.node_id).encode(), pick)
+            node._send(self._proxy_req(pick), pick)
+
+    def _proxy_req(self, addr: Addr) -> bytes:
+        node = self.node
+        public = node.observed if addr in self.lan_peers else None
+        return wire.ProxyReq(node.node_id, public).encode()
+
+    def _lan_proxy(self) -> Addr | None:
+        """A LAN neighbour (at its LAN address) that is open to the internet: its router
+        forwards the port to it. Heard from lately, not one that refused us."""
+        node = self.node
+        now = node._now
+        best: tuple[float, Addr] | None = None
+        for lan, pub in self.lan_public.items():
+            rec, lrec = node.hosts.get(pub), node.hosts.get(lan)
+            if rec is None or lrec is None or not rec.reach & wire.REACH_OPEN:
+                continue
+            if now < self._refused.get(lan, 0.0):
+                continue
+            heard = max(rec.last_heard, lrec.last_heard)
+            if now - heard > PROXY_SILENT:
+                continue
+            if best is None or heard > best[0]:
+                best = (heard, lan)
+        return best[1] if best else None
 
     def _pick_proxy(self, now: float) -> Addr | None:
-        """An open host heard from lately; one behind our own router (same public address,
-        a forwarded port) first: it is close, and our LAN's traffic stays on the LAN."""
+        """An open host heard from lately (not a LAN neighbour at its LAN address: that one
+        is open to us, not necessarily to the internet; see :meth:`_lan_proxy`)."""
         node = self.node
-        ours = node.observed[0] if node.observed else None
-        best: tuple[int, float, Addr] | None = None
+        best: tuple[float, Addr] | None = None
         for addr, rec in node.hosts.items():
             if not rec.reach & wire.REACH_OPEN or now < self._refused.get(addr, 0.0):
                 continue
-            if now - rec.last_heard > PROXY_SILENT:
+            if now - rec.last_heard > PROXY_SILENT or addr in self.lan_peers:
                 continue
-            key = (0 if addr[0] == ours else 1, -rec.last_heard, addr)
+            key = (-rec.last_heard, addr)
             if best is None or key < best:
                 best = key
-        return best[2] if best else None
+        return best[1] if best else None
 
     # ---------------------------------------------------------------- messages
 
@@ -299,12 +407,14 @@ class Nat:
             if q is not None and q != addr and q[0] != addr[0]:
                 node._send(wire.ReachFwd(msg.nonce, addr).encode(), q)
                 return
+        self.on_reach_fwd(wire.ReachFwd(msg.nonce, addr), addr, now)  # nobody else: we probe
 
     def on_reach_fwd(self, msg: wire.ReachFwd, addr: Addr, now: float) -> None:
         if now - self._probed.get(msg.target, -1e9) < 10.0:
             return  # one small probe per target and 10 s: no one can aim us at a victim
         self._probed[msg.target] = now
-        self.node._send(wire.ReachProbe(msg.nonce).encode(), msg.target)
+        # from our second port: the target never wrote to that address
+        self.node._side_out.append((wire.ReachProbe(msg.nonce).encode(), msg.target))
 
     def on_reach_probe(self, msg: wire.ReachProbe, addr: Addr, now: float) -> None:
         if self._reach_deadline is None or msg.nonce != self._nonce:
@@ -322,7 +432,7 @@ class Nat:
         self._inconclusive = False
         self.checked = True
         self.reach = (self.reach | wire.REACH_OPEN) & ~wire.REACH_SYMMETRIC
-        self.proxy = None
+        self.proxy = self.proxy_public = None
         self._next_check = self.node._now + REACH_RECHECK
 
     def on_proxy_req(self, msg: wire.ProxyReq, addr: Addr, now: float) -> None:
@@ -332,19 +442,27 @@ class Nat:
         )
         if ok:
             self.clients[addr] = now
+            pub = msg.public
+            obs = node.observed
+            if pub is not None and pub != addr and obs is not None and pub[0] == obs[0]:
+                # a LAN neighbour: what arrives for its public address goes to its LAN one
+                self.lan_clients[msg.node_id] = addr
+                if len(self.client_alias) < 4 * node.config.max_proxy_clients:
+                    self.client_alias[pub] = addr
         node._send(wire.ProxyOk(1 if ok else 0).encode(), addr)
 
     def on_proxy_ok(self, msg: wire.ProxyOk, addr: Addr, now: float) -> None:
         if addr == self.proxy:
             self._proxy_heard = now
             if not msg.ok:
-                self.proxy = None
+                self.proxy = self.proxy_public = None
             return
         if addr != self._proxy_asked:
             return
         self._proxy_asked = None
         if msg.ok:
             self.proxy = addr
+            self.proxy_public = self.lan_public.get(addr) if addr in self.lan_peers else None
             self._proxy_heard = now
             self._next_keepalive = now + 15.0 + 10.0 * self.node.rng.random()
         else:
@@ -352,8 +470,9 @@ class Nat:
 
     def on_via(self, msg: wire.Via, addr: Addr, now: float) -> None:
         node = self.node
+        target = self._client_at(msg.target)
         if (
-            msg.target not in self.clients
+            target is None
             or len(msg.inner) < 4
             or msg.inner[3]
             in (
@@ -365,8 +484,21 @@ class Nat:
             return
         out = wire.Fwd(addr, msg.inner).encode()
         if len(out) <= wire.MAX_DATAGRAM:
-            node._out.append((out, msg.target))
+            node._out.append((out, target))
             node.stats.nat_forwarded += 1
+
+    def _client_at(self, target: Addr) -> Addr | None:
+        """Where a VIA for ``target`` goes: the client itself, or a LAN client's LAN address
+        (known by the public address it told us, or by the node id gossip gives that address:
+        a LAN client behind a port-rewriting router has several public ports)."""
+        if target in self.clients:
+            return target
+        lan = self.client_alias.get(target)
+        if lan is None and self.lan_clients:
+            rec = self.node.hosts.get(target)
+            if rec is not None:
+                lan = self.lan_clients.get(rec.node_id)
+        return lan if lan is not None and lan in self.clients else None
 
     def on_fwd(self, msg: wire.Fwd, addr: Addr, now: float) -> None:
         node = self.node

@@ -124,6 +124,7 @@ class Stats:
     nat_forwarded: int = 0  # datagrams passed on to a node we proxy for
     nat_refused: int = 0  # VIA for a node we do not proxy for, or FWD not from our proxy
     nat_unreachable: int = 0  # not sent: a NATed host we cannot punch through to (symmetric)
+    nat_punch_failed: int = 0  # punches that never opened a path (the pair is avoided a while)
     bw_trains: int = 0  # packet trains sent to measure our upload
 
 
@@ -307,6 +308,7 @@ class Node:
         self.nat = Nat(self)
         self.bw = BandwidthTest(self)
         self._out: list[tuple[bytes, Addr]] = []
+        self._side_out: list[tuple[bytes, Addr]] = []  # from a second local port (see nat.py)
         self._events: list[Event] = []
         self._now = now
         self._next_tick = now
@@ -345,6 +347,14 @@ class Node:
 
     def datagrams_to_send(self) -> list[tuple[bytes, Addr]]:
         out, self._out = self._out, []
+        return out
+
+    def side_datagrams_to_send(self) -> list[tuple[bytes, Addr]]:
+        """Datagrams to send from a second local port of ours (any free one, never the node's
+        own): reachability probes, which must come from an address the target never wrote to.
+        Drivers without a second socket may send them from the node's port (they then prove
+        less: see overlay/nat.py)."""
+        out, self._side_out = self._side_out, []
         return out
 
     def events(self) -> list[Event]:
@@ -723,6 +733,11 @@ class Node:
             return
         hosts: list[wire.HostEntry] = []
         seen = {addr}
+        for a in self.nat.neighbours(addr):  # its LAN neighbours first: it feeds on its LAN
+            h = self.hosts.get(a)
+            if h is not None and now - h.last_heard < self.config.host_expiry:
+                seen.add(a)
+                hosts.append(self._host_entry(a, h, int(now - h.last_heard)))
         for _ in range(14):
             a = self.hosts.random()
             if a is None or len(hosts) >= self.config.hello_hosts:
@@ -806,6 +821,29 @@ class Node:
             if sent >= 8:
                 break
 
+    def _lan_found(self, lan: Addr, now: float) -> None:
+        """A new LAN neighbour (at ``lan``): if it is on a station we are fed from outside the
+        LAN, ask it for an offer (see _on_offer: we may move under it)."""
+        rec = self.hosts.get(lan)
+        sess = self.sessions.get(rec.tag) if rec is not None else None
+        if sess is None or sess.is_source or sess.leaving or sess.parent in self.nat.lan_peers:
+            return
+        if lan == sess.parent or lan in sess.children or lan in sess.asked:
+            return
+        self._ask(sess, lan, now, attach=sess.parent is None)
+
+    def _lan_move(self, sess: Session, c: Candidate, now: float) -> None:
+        """Fed from outside the LAN, offered a place by a LAN neighbour: move under it (the
+        station's traffic then enters the LAN once). Of two neighbours the one nearer the
+        broadcaster (then one that can relay, then the lower node id) feeds the other, so they
+        never both move."""
+        if sess.parent is None or sess.parent in self.nat.lan_peers or sess.attaching:
+            return
+        relay = 0 if self._slots(sess) > 0 else 1  # (one that cannot relay moves, not its peer)
+        if c.free <= 0 or (c.depth, 0, c.node_id) >= (sess.depth, relay, self.node_id):
+            return
+        self._send_attach(sess, c.addr, now)
+
     @staticmethod
     def _forget_old_asks(sess: Session, now: float) -> None:
         for d in (sess.asked, sess.answered):  # bounded memory
@@ -868,6 +906,8 @@ class Node:
                 msg.weakest,
                 msg.spare,
             )
+            if addr in self.nat.lan_peers:
+                self._lan_move(sess, sess.candidates[addr], now)
             mine = self._slots(sess)
             usable = msg.free > 0 or (mine > 0 and msg.weakest < mine)
             if sess.seeking and usable and sess.window_end is None:

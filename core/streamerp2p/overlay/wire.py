@@ -677,14 +677,20 @@ class ReachProbe:
 
 @dataclass(slots=True)
 class ProxyReq:
-    """A node behind a NAT asks (and every 20 s asks again: a keepalive) to be proxied."""
+    """A node behind a NAT asks (and every 20 s asks again: a keepalive) to be proxied.
+
+    ``public``: the asker's public address, sent when it asks a neighbour on its own LAN (at
+    the neighbour's LAN address): the proxy then forwards what arrives for that public address
+    to the LAN address the request came from."""
 
     node_id: bytes
+    public: Addr | None = None
 
     TYPE = PROXY_REQ
 
     def encode(self) -> bytes:
-        return header(PROXY_REQ) + self.node_id
+        out = header(PROXY_REQ) + self.node_id
+        return out if self.public is None else out + _addr(self.public)
 
 
 @dataclass(slots=True)
@@ -898,7 +904,8 @@ def decode(data: bytes) -> Message:
     elif mtype == REACH_PROBE:
         msg = ReachProbe(r.u32())
     elif mtype == PROXY_REQ:
-        msg = ProxyReq(r.take(ID_LEN))
+        nid = r.take(ID_LEN)
+        msg = ProxyReq(nid, r.addr() if r.pos < len(r.data) else None)
     elif mtype == PROXY_OK:
         msg = ProxyOk(r.u8())
     elif mtype == VIA:
