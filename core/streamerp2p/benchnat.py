@@ -6,7 +6,8 @@ behind cone NATs, behind symmetric NATs, and a LAN pair behind one router (one w
 forwarded); two hosts with capped uploads for the bandwidth test. Listeners start one after the
 other, each once the previous one plays. Figures: share of listeners served, time to first audio
 per NAT kind (from the process start), tree links per NAT-kind pair (every link is a direct path,
-punched where both ends are behind NATs), datagrams that went through proxies, and the
+punched where both ends are behind NATs, a LAN address between LAN neighbours) and the share
+of them that are direct, failed punches, datagrams that went through proxies, and the
 bandwidth test's error against the tbf cap.
 """
 
@@ -55,6 +56,9 @@ def run_nat_bench(
         addr_kind = {f"{h.public_ip}:8466": kinds[n] for n, h in hosts.items()}
         addr_kind[f"{seed.ip}:8466"] = "public"
         addr_kind[f"{home.wan_ip}:8466"] = "cone (broadcaster)"
+        for n, h in hosts.items():
+            if h.router is not None:  # a LAN neighbour feeds another at its LAN address
+                addr_kind[f"{h.ip}:8466"] = f"{kinds[n]} (LAN)"
 
         nodes = BedNodes(tmp)
         s = f"{seed.ip}:8466"
@@ -77,11 +81,13 @@ def run_nat_bench(
                     served[name] = None
             time.sleep(hold)  # the tree settles, capacities are measured
             links: Counter[str] = Counter()
-            proxied = 0
+            direct: Counter[str] = Counter()
+            proxied = punch_failed = 0
             bw: dict[str, Any] = {}
             for name in ["seed", "bc", *order]:
                 st = nodes.status(name)
                 proxied += st["stats"]["nat_forwarded"]
+                punch_failed += st["stats"].get("nat_punch_failed", 0)
                 if name in caps:
                     got = st["upload_kbps"] if st["upload_measured"] else None
                     err = None if got is None else round(got / caps[name] - 1, 3)
@@ -89,7 +95,10 @@ def run_nat_bench(
                 if name in kinds:
                     parent = st["sessions"][0]["parent"] if st["sessions"] else None
                     if parent is not None:
-                        links[f"{kinds[name]} <- {addr_kind.get(parent, '?')}"] += 1
+                        pair = f"{kinds[name]} <- {addr_kind.get(parent, '?')}"
+                        links[pair] += 1
+                        # direct: the parent's own address (public, or LAN), never a proxy's
+                        direct[pair] += parent in addr_kind
             by_kind: dict[str, list[float]] = {}
             for name, t in served.items():
                 if t is not None:
@@ -103,6 +112,10 @@ def run_nat_bench(
                     for k, v in sorted(by_kind.items())
                 },
                 "tree_links_by_kind": dict(sorted(links.items())),
+                "direct_share_by_kind_pair": {
+                    k: round(direct[k] / v, 3) for k, v in sorted(links.items())
+                },
+                "punches_failed": punch_failed,
                 "datagrams_forwarded_by_proxies": proxied,
                 "bandwidth_test": bw,
             }

@@ -835,13 +835,14 @@ class Node:
     def _lan_move(self, sess: Session, c: Candidate, now: float) -> None:
         """Fed from outside the LAN, offered a place by a LAN neighbour: move under it (the
         station's traffic then enters the LAN once). Of two neighbours the one nearer the
-        broadcaster (then one that can relay, then the lower node id) feeds the other, so they
-        never both move."""
+        broadcaster (then the lower node id) feeds the other, so they never both move; one
+        that cannot relay moves under one that can."""
         if sess.parent is None or sess.parent in self.nat.lan_peers or sess.attaching:
             return
-        relay = 0 if self._slots(sess) > 0 else 1  # (one that cannot relay moves, not its peer)
-        if c.free <= 0 or (c.depth, 0, c.node_id) >= (sess.depth, relay, self.node_id):
+        if c.free <= 0 or c.depth + 1 >= MAX_DEPTH:
             return
+        if self._slots(sess) > 0 and (c.depth, c.node_id) >= (sess.depth, self.node_id):
+            return  # (one that cannot relay moves whatever the depths: its peer cannot)
         self._send_attach(sess, c.addr, now)
 
     @staticmethod
