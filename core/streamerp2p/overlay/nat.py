@@ -178,15 +178,17 @@ class Nat:
         if self.symmetric:
             node.stats.nat_unreachable += 1
             return True  # it could not answer us: do not bother its proxy
-        if len(data) + 23 <= wire.MAX_DATAGRAM:
-            node._out.append((wire.Via(addr, data).encode(), rec.proxy))
-            self.sent_to[rec.proxy] = now
-            node.stats.nat_via += 1
+        # the punch first: it must have opened our NAT before the answer to the VIA arrives
+        # (on a fast path that answer can overtake a punch sent after the VIA, and be dropped)
         if now - self._punched.get(addr, -1e9) > 0.5:
             self._punched[addr] = now
             node._out.append((wire.Punch(node.node_id).encode(), addr))  # open our side
             self.sent_to[addr] = now
             self._punch_wait.setdefault(addr, now)
+        if len(data) + 23 <= wire.MAX_DATAGRAM:
+            node._out.append((wire.Via(addr, data).encode(), rec.proxy))
+            self.sent_to[rec.proxy] = now
+            node.stats.nat_via += 1
         return True
 
     def consider_lan(self, addr: Addr, rec: HostRec, now: float) -> None:

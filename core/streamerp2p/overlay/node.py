@@ -811,8 +811,10 @@ class Node:
                 others.append(a)
         sent = 0
         for a in dict.fromkeys(likely + others):
-            if a == sess.parent or self._is_dead(sess, a, now) or a in sess.asked:
+            if a == sess.parent or self._is_dead(sess, a, now):
                 continue
+            if now - sess.asked.get(a, -1e9) < 1.0:
+                continue  # asked just now (one unanswered a second ago is asked again: lost)
             if not self.nat.can_reach(a):
                 continue
             attach = sess.parent is None and sent < cfg.attach_fanout and a in likely
