@@ -156,16 +156,34 @@ def test_bed_nat_kinds_and_port_forward(bed: NetBed) -> None:
     c.run([sys.executable, "-c", blast, pub.ip])
     kbps = float(rx.communicate(timeout=10)[0].decode().strip())
     assert 180 < kbps < 300, kbps
+    # numgen loss: 40 % of what pub receives is dropped at random
+    bed.loss(pub, 40, "in")
+    count = (
+        "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+        "s.bind(('0.0.0.0',9200));s.settimeout(1.5);n=0\n"
+        "while True:\n try: s.recv(100);n+=1\n except OSError: break\nprint(n)\n"
+    )
+    burst = (
+        "import socket,sys,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n"
+        "for i in range(500): s.sendto(b'x',(sys.argv[1],9200)); time.sleep(0.001)\n"
+    )
+    rx = pub.popen([sys.executable, "-c", count], stdout=subprocess.PIPE)
+    time.sleep(0.3)
+    a.run([sys.executable, "-c", burst, pub.ip])
+    got = int(rx.communicate(timeout=10)[0].decode().strip())
+    assert 200 < got < 400, got  # 300 expected
 
 
 def test_capped_relay_measures_its_upload_and_feeds_one_child(bed: NetBed) -> None:
     """256 kbit/s of upload and a 128 kbit/s stream: the packet-train test finds the cap
-    (±20 %), the node relays one child at most, and that child hears no gap."""
+    (±20 %), the node relays one child at most, and that child hears no gap; nor does a
+    listener that loses 3 % of what reaches it (repaired from history)."""
     seed = bed.public_host("seed")
     src = bed.public_host("src")
     capped = bed.public_host("capped")
     others = [bed.public_host(f"l{i}") for i in range(3)]
     bed.cap(capped, 256)
+    bed.loss(others[2], 3, "in")  # one listener loses 3 % of what reaches it: repaired
     nodes = Nodes(Path(tempfile.mkdtemp(prefix="natbed")))
     s = f"{seed.ip}:8466"
     try:
@@ -183,17 +201,21 @@ def test_capped_relay_measures_its_upload_and_feeds_one_child(bed: NetBed) -> No
             nodes.start(host, f"l{i}", ["listen", link, "--seed", s, "--slots", "4"])
         for i in range(3):
             nodes.wait(f"l{i}", _playing, 15)
-        names = ("capped", "l0", "l1", "l2")
-        before = dict.fromkeys(names, 0)  # no gap from the first audio on
+        names = ("capped", "l0", "l1")  # no gap from the first audio on
         most = 0
         for _ in range(16):  # playing on: the cap must hold while the tree settles
             time.sleep(0.5)  # (sampling the status file, rewritten twice a second)
             most = max(most, len(nodes.status("capped")["sessions"][0]["children"]))
         assert most <= 1
-        tree = {n: nodes.status(n)["sessions"][0]["parent"] for n in names}
+        tree = {n: nodes.status(n)["sessions"][0]["parent"] for n in (*names, "l2")}
         for name in names:
             stats = nodes.status(name)["stats"]
-            assert stats["skipped_chunks"] == before[name], (name, tree, stats)
+            assert stats["skipped_chunks"] == 0, (name, tree, stats)
+        # the lossy listener: its repairs cover 99.5 % at least (in 7 runs: one chunk missed
+        # once; a repair and its retries can all be lost too)
+        st = nodes.status("l2")
+        assert st["stats"]["repairs_requested"] > 0
+        assert st["stats"]["skipped_chunks"] <= 0.005 * st["sessions"][0]["played"], st
     finally:
         nodes.stop()
 

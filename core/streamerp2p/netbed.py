@@ -12,6 +12,7 @@ same prefix are removed first)::
         b = bed.host("b", home)
         bed.cap(b, 256)                              # b's upload: 256 kbit/s (tbf)
         bed.loss(b, 2)                               # b drops 2 % of what it sends (nft numgen)
+        bed.loss(b, 3, "in")                         # ... and 3 % of what it receives
         proc = b.popen(["python", "-m", "streamerp2p", ...])
 
 Addresses: the internet is 198.18.0.0/24 (a range reserved for benchmarks), public hosts get
@@ -227,12 +228,16 @@ table inet filter {{
              "burst", str(burst), "latency", "200ms"]
         )  # fmt: skip
 
-    def loss(self, host: Host, percent: int) -> None:
-        """``host`` loses ``percent`` % of the UDP datagrams it sends (nft numgen)."""
+    def loss(self, host: Host, percent: int, direction: str = "out") -> None:
+        """``host`` loses ``percent`` % of the UDP datagrams it sends (``direction="out"``)
+        or receives (``"in"``), at random (nft numgen)."""
+        if direction not in ("in", "out"):
+            raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
+        hook = "output" if direction == "out" else "input"
         rules = f"""
-table inet loss {{
-    chain out {{
-        type filter hook output priority filter;
+table inet loss_{direction} {{
+    chain {direction} {{
+        type filter hook {hook} priority filter;
         meta l4proto udp numgen random mod 100 < {percent} drop
     }}
 }}
