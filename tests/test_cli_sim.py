@@ -52,3 +52,18 @@ def test_sim_prints_figures_and_plots(tmp_path: Path) -> None:
     again = json.loads(CliRunner().invoke(main, args[:-2]).stdout.strip().splitlines()[0])
     figures.pop("wall_s"), again.pop("wall_s")
     assert again == figures
+
+
+def test_sim_lognormal_sessions_churn_at_the_given_rate() -> None:
+    """Heavy-tailed sessions: the initial audience is mid-session, so departures run near the
+    nominal rate (not the burst of a crowd of fresh short sessions), and peers still play."""
+    args = ["sim", "--peers", "40", "--minutes", "2", "--churn", "0.3"]
+    args += ["--warmup", "20", "--sessions", "lognormal", "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout.strip().splitlines()[0])
+    assert figures["sessions"] == "lognormal"
+    assert 0.15 <= figures["departures_per_minute"] <= 0.5, figures
+    assert figures["peers_total"] > 40 and figures["continuity"] > 0.8
+    bad = CliRunner().invoke(main, [*args[:-3], "--sessions", "pareto"])
+    assert bad.exit_code != 0 and "pareto" in bad.output

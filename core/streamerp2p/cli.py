@@ -495,6 +495,21 @@ def stations_cmd(
     help="Seconds before figures are taken (the flash crowd joins in the first 30).",
 )
 @click.option("--no-reshuffle", is_flag=True, help="Keep the tree as joins built it.")
+@click.option(
+    "--sessions",
+    type=click.Choice(["uniform", "lognormal"]),
+    default="uniform",
+    show_default=True,
+    help="Who leaves: random peers each minute (uniform), or each at the end of a heavy-tailed "
+    "session drawn at its join (lognormal, mean 1/churn minutes: most sessions short, a few long).",
+)
+@click.option(
+    "--session-sigma",
+    type=float,
+    default=1.5,
+    show_default=True,
+    help="Sigma of the lognormal session lengths.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
 @click.option(
     "--plot",
@@ -510,6 +525,8 @@ def sim_cmd(
     bitrate: int,
     warmup: float,
     no_reshuffle: bool,
+    sessions: str,
+    session_sigma: float,
     as_json: bool,
     plot: Path | None,
 ) -> None:
@@ -527,6 +544,8 @@ def sim_cmd(
         bitrate_kbps=bitrate,
         warmup_seconds=min(warmup, minutes * 60 / 2),
         reshuffle=not no_reshuffle,
+        sessions=sessions,
+        session_sigma=session_sigma,
         progress=True,  # on stderr: stdout keeps the figures
     )
     result = run_sim(params)

@@ -14,6 +14,7 @@ as missing.
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
 import random
 import statistics
@@ -54,6 +55,12 @@ class SimParams:
     source_upload: float = 1.5  # multiples of the bitrate (one child, some spare for repairs)
     source_slots: int = 1
     reshuffle: bool = True
+    # "uniform": every minute `churn` of the peers, picked at random, leave (memoryless: a
+    # peer's age says nothing of when it goes); "lognormal": each peer's session length is
+    # drawn from a lognormal of sigma `session_sigma` with mean 1/churn minutes (heavy-tailed,
+    # as measured sessions are: most are short, a few very long; a peer's age predicts it stays)
+    sessions: str = "uniform"
+    session_sigma: float = 1.5
     progress: bool = False  # a line on stderr every simulated minute (long runs)
 
 
@@ -108,6 +115,8 @@ class Swarm:
         self.sim.call(self.src, lambda n, t: n.start_broadcast(self.key, meta, t))
         self.timeline: list[dict[str, Any]] = []
         self._window_due = 0
+        self._departures: list[tuple[float, tuple[str, int]]] = []  # (when, peer): lognormal
+        self.left_count = 0  # departures after the warm-up
 
     # ------------------------------------------------------------------ set-up helpers
 
@@ -131,7 +140,19 @@ class Swarm:
         names = [c for c, d in deficits.items() if d >= top - 1e-9]
         return names[0] if len(names) == 1 else self.rng.choice(names)
 
-    def join(self) -> None:
+    def _lifetime(self, initial: bool) -> float:
+        """A session length; for the initial audience the rest of a session already under
+        way (the stationary residual: a length-biased draw, lognormal with mu + sigma^2, times
+        a uniform share), so departures run at `churn` per minute from the start instead of
+        the burst a crowd of brand-new short sessions would give."""
+        p = self.p
+        sigma = p.session_sigma
+        mu = math.log(60.0 / p.churn) - sigma * sigma / 2
+        if initial:
+            return self.rng.lognormvariate(mu + sigma * sigma, sigma) * self.rng.random()
+        return self.rng.lognormvariate(mu, sigma)
+
+    def join(self, initial: bool = False) -> None:
         p = self.p
         cls = self._pick_class()
         up = CLASSES[cls][1] * p.bitrate_kbps
@@ -149,6 +170,8 @@ class Swarm:
         hosts = [self.src, *self.rng.sample(live, min(3, len(live)))]
         node.add_seeds(hosts[1:])
         self.stats[addr] = PeerStat(cls, self.sim.now)
+        if p.sessions == "lognormal" and p.churn > 0:
+            heapq.heappush(self._departures, (self.sim.now + self._lifetime(initial), addr))
         self.sim.call(addr, lambda n, t: n.tune(self.sid, hosts, t))
 
     def leave(self, addr: tuple[str, int], polite: bool) -> None:
@@ -196,6 +219,8 @@ class Swarm:
         p = self.p
         t_end = p.minutes * 60
         self._pending_kill: list[tuple[float, tuple[str, int]]] = []
+        if p.sessions not in ("uniform", "lognormal"):
+            raise ValueError(f"sessions must be 'uniform' or 'lognormal', not {p.sessions!r}")
         join_times = sorted(self.rng.uniform(0, p.ramp_seconds) for _ in range(p.peers))
         ji = 0
         churn_acc = 0.0
@@ -213,15 +238,22 @@ class Swarm:
                 self.frames += due
                 self.sim.call(self.src, lambda n, tt, f=frames: n.broadcast_frames(self.sid, f, tt))
             while ji < len(join_times) and join_times[ji] <= t:
-                self.join()
+                self.join(initial=True)
                 ji += 1
-            if t > p.ramp_seconds:
+            while self._departures and self._departures[0][0] <= t:
+                _, addr = heapq.heappop(self._departures)
+                if self.stats[addr].left is None:
+                    self.leave(addr, polite=self.rng.random() < 0.5)
+                    self.left_count += t >= p.warmup_seconds
+                    self.join()
+            if t > p.ramp_seconds and p.sessions == "uniform":
                 churn_acc += p.churn * p.peers * step / 60
                 while churn_acc >= 1:
                     churn_acc -= 1
                     live = [a for a, s in self.stats.items() if s.left is None]
                     if live:
                         self.leave(self.rng.choice(live), polite=self.rng.random() < 0.5)
+                        self.left_count += t >= p.warmup_seconds
                     self.join()
             for when, addr in list(self._pending_kill):
                 if when <= t:
@@ -310,6 +342,8 @@ class Swarm:
             "peers_total": len(self.stats),
             "minutes": p.minutes,
             "churn_per_minute": p.churn,
+            "sessions": p.sessions,
+            "departures_per_minute": round(self.left_count / (measured / 60) / p.peers, 4),
             "seed": p.seed,
             "bitrate_kbps": p.bitrate_kbps,
             "resource_index": round(resource + p.source_upload / max(1, len(self.stats)), 3),
