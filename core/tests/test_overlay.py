@@ -552,3 +552,22 @@ def test_a_lost_attach_ok_is_recovered_from_the_parents_data() -> None:
     assert node.stats.lost_attach_ok == 1
     r.run(5)
     contiguous(r, a)
+
+
+def test_slots_keep_upload_for_control_traffic() -> None:
+    """Control traffic costs a node about the same whatever the bitrate: 1.1x the bitrate is
+    one slot at 128 kbit/s but none at 32 (a 32 kbit/s child would leave ~0.2 kbit/s for
+    gossip, status and offers: the uplink ran over and every node below it was late)."""
+    from streamerp2p.overlay.node import Session
+
+    def slots(upload: float, bitrate: int) -> int:
+        n = Node(NodeConfig(upload_kbps=upload, slots=0), rng=random.Random(1))
+        sess = Session(station_id=b"s" * 16, tag=b"ssss")
+        sess.bitrate_hint = bitrate
+        return n._slots(sess)
+
+    assert slots(1.1 * 128, 128) == 1
+    assert slots(3.3 * 128, 128) == 3
+    assert slots(1.1 * 32, 32) == 0
+    assert slots(3.3 * 32, 32) == 2
+    assert slots(10 * 24, 24) == 9

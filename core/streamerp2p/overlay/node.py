@@ -50,6 +50,9 @@ class NodeConfig:
     slots: int = 4  # children per station when the upload capacity is unknown
     upload_kbps: float = 0.0  # measured/configured upload; > 0: slots = upload * headroom / bitrate
     slot_headroom: float = 0.925  # a slot costs bitrate / headroom (~1.08x: headers, seals)
+    # upload kept for control traffic whatever the bitrate (gossip ~1.6 kbit/s, status,
+    # offers, station records): not counted toward slots. At 32 kbit/s it is ~8 % of a stream
+    control_kbps: float = 2.4
     max_slots: int = 64  # cap for slots derived from upload capacity
     history_seconds: float = 30.0
     cushion_seconds: float = 4.0
@@ -597,7 +600,7 @@ class Node:
         cfg = self.config
         used = len(sess.children) * bitrate / cfg.slot_headroom
         queued = self._bulk_bytes * 8 / 1000 / cfg.bulk_expiry  # kbit/s already promised
-        spare = self._upload() * 0.97 - used - queued
+        spare = (self._upload() - cfg.control_kbps) * 0.97 - used - queued
         return max(0, min(254, int(16 * spare / bitrate)))
 
     def _busy(self) -> bool:
@@ -1811,7 +1814,8 @@ class Node:
         bitrate = self._bitrate(sess)
         upload = self._upload()
         if upload > 0 and bitrate > 0:
-            base = min(int(upload * cfg.slot_headroom / bitrate), cfg.max_slots)
+            usable = max(0.0, upload - cfg.control_kbps) * cfg.slot_headroom
+            base = min(int(usable / bitrate), cfg.max_slots)
             if not cfg.upload_kbps:
                 base = min(base, cfg.slots)  # measured: the configured count stays the limit
         elif self.bw.wanted:
