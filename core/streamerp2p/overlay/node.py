@@ -600,7 +600,7 @@ class Node:
         cfg = self.config
         used = len(sess.children) * bitrate / cfg.slot_headroom
         queued = self._bulk_bytes * 8 / 1000 / cfg.bulk_expiry  # kbit/s already promised
-        spare = (self._upload() - cfg.control_kbps) * 0.97 - used - queued
+        spare = self._upload() * 0.97 - used - queued
         return max(0, min(254, int(16 * spare / bitrate)))
 
     def _busy(self) -> bool:
