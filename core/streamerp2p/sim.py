@@ -74,10 +74,13 @@ class Simulator:
 
     def run_until(self, t: float) -> None:
         heap = self._heap
+        peers = self.peers
+        pop = heapq.heappop
+        flush = self._flush
         while heap and heap[0][0] <= t:
-            when, _, kind, dst, data, src = heapq.heappop(heap)
+            when, _, kind, dst, data, src = pop(heap)
             self.now = when
-            peer = self.peers.get(dst)
+            peer = peers.get(dst)
             if peer is None or not peer.alive:
                 continue
             if kind == 0:
@@ -86,10 +89,9 @@ class Simulator:
                 peer.timer_at = None
                 peer.node.handle_timer(when)
             else:
-                assert data is not None and src is not None
                 self.delivered += 1
-                peer.node.receive_datagram(data, src, when)
-            self._flush(peer)
+                peer.node.receive_datagram(data, src, when)  # type: ignore[arg-type]
+            flush(peer)
         self.now = t
 
     def run_for(self, seconds: float) -> None:
@@ -119,32 +121,54 @@ class Simulator:
             self._push(t, 0, peer.addr, None, None)
 
     def _flush(self, peer: SimPeer) -> None:
+        # (the hot path: _push and _schedule_timer inlined, same arithmetic in the same order)
         node = peer.node
         out = node.datagrams_to_send()
+        now = self.now
+        heap = self._heap
         if out:
             rng = self.rng
             link = peer.link
+            peers = self.peers
+            drop = self.drop
+            upload = link.upload_bps
+            delay = link.delay
+            src = peer.addr
+            push = heapq.heappush
+            n = self._n
             for data, dst in out:
-                dpeer = self.peers.get(dst)
-                depart = self.now
-                if link.upload_bps:
-                    depart = max(self.now, peer.busy_until) + len(data) * 8 / link.upload_bps
+                dpeer = peers.get(dst)
+                depart = now
+                if upload:
+                    busy = peer.busy_until
+                    depart = (now if now >= busy else busy) + len(data) * 8 / upload
                     peer.busy_until = depart
                 if dpeer is None:
                     continue
-                if self.drop is not None and self.drop(peer.addr, dst, data):
+                if drop is not None and drop(src, dst, data):
                     self.lost += 1
                     continue
-                loss = link.loss + dpeer.link.loss
+                dlink = dpeer.link
+                loss = link.loss + dlink.loss
                 if loss and rng.random() < loss:
                     self.lost += 1
                     continue
-                self._push(depart + link.delay + dpeer.link.delay, 1, dst, data, peer.addr)
+                n += 1
+                push(heap, (depart + delay + dlink.delay, n, 1, dst, data, src))
+            self._n = n
         events = node.events()
         if events:
             if self.on_event is not None:
+                on_event = self.on_event
                 for ev in events:
-                    self.on_event(peer, ev)
+                    on_event(peer, ev)
             if self.keep_events:
                 peer.events.extend(events)
-        self._schedule_timer(peer)
+        t = node.get_timer()
+        if t < now:
+            t = now
+        at = peer.timer_at
+        if at is None or t < at or at < now:
+            peer.timer_at = t
+            self._n += 1
+            heapq.heappush(heap, (t, self._n, 0, peer.addr, None, None))
