@@ -42,6 +42,7 @@ PROXY_WAIT = 3.0  # seconds for PROXY_OK
 PROXY_SILENT = 60.0  # a proxy (or client) not heard from this long is gone
 DIRECT_FRESH = 20.0  # a path heard from within this long is open (NAT mappings last longer)
 SENT_MEMORY = 200.0  # a probe from a host we wrote to within this long proves nothing
+_OPEN_OR_SYMMETRIC = wire.REACH_OPEN | wire.REACH_SYMMETRIC
 
 
 class Nat:
@@ -228,16 +229,17 @@ class Nat:
                 self._next_check = now + 2.0
         # a proxy when we are not open (and can be punched through); taken at once, before the
         # check has concluded (a needless proxy costs a keepalive every 20 s)
-        if not self.open and not self.symmetric and node.observed is not None:
+        open_or_symmetric = self.reach & _OPEN_OR_SYMMETRIC
+        if not open_or_symmetric and node.observed is not None:
             self._keep_proxy(now)
-        elif self.proxy is not None and (self.open or self.symmetric):
+        elif self.proxy is not None and open_or_symmetric:
             self.proxy = None
 
     def wake_at(self) -> float:
         t = self._next_check
         if self._reach_deadline is not None:
             t = min(t, self._reach_deadline)
-        if not self.open and not self.symmetric and self.node.observed is not None:
+        if not self.reach & _OPEN_OR_SYMMETRIC and self.node.observed is not None:
             t = min(t, self._next_keepalive if self.proxy is not None else self._next_proxy_try)
         return t
 

@@ -18,6 +18,7 @@ import struct
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from itertools import filterfalse
 
 from ..types import Frame, StationMeta
 from . import wire
@@ -43,6 +44,8 @@ _SEQ_TS = struct.Struct("!II")
 _NO_TAG = b"\x00\x00\x00\x00"
 _EMPTY_HASH = b"\x00" * wire.HASH_LEN
 MAX_DEPTH = 200  # deeper than any real tree: a parent this deep is in a loop
+_INF = float("inf")
+_NOT_ASKED = (0.0, 0)  # (retry at, tries) of a chunk never requested
 
 
 @dataclass(slots=True)
@@ -387,27 +390,42 @@ class Node:
         self._now = now
         cfg = self.config
         wake = now + cfg.tick
-        for sess in list(self.sessions.values()):
+        sessions = self.sessions
+        for sess in list(sessions.values()):
             self._tick_session(sess, now)
-            if sess.tag in self.sessions and not sess.is_source:
-                wake = min(wake, self._wake_at(sess, now))
+            if sess.key is None and sess.tag in sessions:  # (a listener, still tuned)
+                w = self._wake_at(sess, now)
+                if w < wake:
+                    wake = w
         if now >= self._next_gossip:
             self._next_gossip = now + cfg.gossip_interval * (0.5 + self.rng.random())
             self._gossip(now)
-        if self._leaving and not self.sessions:
+        if self._leaving and not sessions:
             self._leaving = False
             self._events.append(LeaveComplete())
-        self.nat.tick(now)
-        self.bw.tick(now)
-        wake = min(wake, self.nat.wake_at(), self.bw.wake_at())
-        self._next_tick = max(now + 0.001, wake)
-        for sess in self.sessions.values():
+        nat = self.nat
+        bw = self.bw
+        nat.tick(now)
+        bw.tick(now)
+        w = nat.wake_at()
+        if w < wake:
+            wake = w
+        w = bw.wake_at()
+        if w < wake:
+            wake = w
+        nxt = now + 0.001
+        if wake > nxt:
+            nxt = wake
+        for sess in sessions.values():
             if sess.paced:
-                self._next_tick = min(self._next_tick, sess.paced[0][0])
+                t = sess.paced[0][0]
+                if t < nxt:
+                    nxt = t
             if sess.batch:  # seal it on time (see _tick_session)
                 full = sess.batch_bytes >= cfg.seal_min_bytes
                 age = cfg.seal_max_delay * (1 if full else 3)
-                self._next_tick = min(self._next_tick, max(now + 0.001, sess.batch_started + age))
+                nxt = min(nxt, max(now + 0.001, sess.batch_started + age))
+        self._next_tick = nxt
         if self._bulk:
             self._pump_bulk(now)
 
@@ -1678,9 +1696,9 @@ class Node:
         if now - sess.settled_at >= 0.15:
             sess.settled_head, sess.settling_head = sess.settling_head, sess.known_head
             sess.settled_at = now
-        seq = max(sess.contig, sess.low)
+        first = max(sess.contig, sess.low)
         limit = self.config.repair_batch
-        top = min(sess.known_head, sess.settled_head, seq + 4 * limit)
+        top = min(sess.known_head, sess.settled_head, first + 4 * limit)
         if top <= sess.repair_top and now < sess.repair_due:
             return  # nothing new below the head and no retry due: skip the scan
         # a request is cheap (a busy peer answers from spare upload only), a late chunk is
@@ -1694,34 +1712,39 @@ class Node:
         next_due = now + 1.0
         seal_wait = self.config.seal_wait
         n = 0
-        while seq <= top:
-            if seq not in hist:
-                p = pending.get(seq)
-                due, tries = req.get(seq, (0.0, 0))
-                if p is not None:
-                    # held but unverified: its seal comes after the batch; then ask for it alone
-                    if now - p[1] <= seal_wait:
-                        next_due = min(next_due, p[1] + seal_wait)
-                    elif now < due:
-                        next_due = min(next_due, due)
-                    else:
-                        req[seq] = (now + min(2.0, retry * (1 + tries)), tries + 1)
-                        if not no_seal or seq - no_seal[-1] >= wire.MAX_SEAL_COUNT:
-                            no_seal.append(seq)
-                        next_due = min(next_due, req[seq][0])
+        # (the scan visits only the seqs not held: most of the range usually is)
+        for seq in filterfalse(hist.__contains__, range(first, top + 1)):
+            p = pending.get(seq)
+            due, tries = req.get(seq, _NOT_ASKED)
+            if p is not None:
+                # held but unverified: its seal comes after the batch; then ask for it alone
+                if now - p[1] <= seal_wait:
+                    t = p[1] + seal_wait
+                    if t < next_due:
+                        next_due = t
                 elif now < due:
-                    next_due = min(next_due, due)
-                elif n >= limit:
-                    next_due = now  # more next tick
-                    break
+                    if due < next_due:
+                        next_due = due
                 else:
-                    # back off: the peer's uplink may be congested, asking again makes it worse
-                    req[seq] = (now + min(2.0, retry * (1 + tries)), tries + 1)
-                    missing.append(seq)
-                    n += 1
-                    if tries:
-                        sess.nacked += 1  # asked before and still missing: real loss
-            seq += 1
+                    t = now + min(2.0, retry * (1 + tries))
+                    req[seq] = (t, tries + 1)
+                    if not no_seal or seq - no_seal[-1] >= wire.MAX_SEAL_COUNT:
+                        no_seal.append(seq)
+                    if t < next_due:
+                        next_due = t
+            elif now < due:
+                if due < next_due:
+                    next_due = due
+            elif n >= limit:
+                next_due = now  # more next tick
+                break
+            else:
+                # back off: the peer's uplink may be congested, asking again makes it worse
+                req[seq] = (now + min(2.0, retry * (1 + tries)), tries + 1)
+                missing.append(seq)
+                n += 1
+                if tries:
+                    sess.nacked += 1  # asked before and still missing: real loss
         sess.repair_top = top
         sess.repair_due = next_due
         if no_seal:
@@ -2111,25 +2134,33 @@ class Node:
     def _wake_at(self, sess: Session, now: float) -> float:
         """When this session next needs a tick (sooner than the housekeeping period)."""
         cfg = self.config
+        fast = now + cfg.fast_tick
         if sess.seeking or sess.attaching is not None:
-            return now + cfg.fast_tick
-        wake = float("inf")
+            return fast
+        wake = _INF
         if sess.parent is not None:
             wake = sess.parent_last + cfg.parent_timeout + 0.001  # silent parent: lost then
-            wake = min(wake, sess.next_cstat)  # our own status: on time (parents watch it)
-        if sess.parent is not None and sess.started and sess.known_head >= sess.contig:
-            # a chunk is missing: the next repair is due, or newer announced chunks settle
-            wake = min(wake, sess.repair_due)
-            # newer chunks settle before a gap among them is asked for: only while there is
-            # such a gap (a missing chunk already asked for waits for its retry time)
-            top = sess.settled_head
-            if sess.known_head > top and (sess.gap_seq > top or sess.known_head > sess.head):
-                wake = min(wake, sess.settled_at + 0.15)
-        if sess.playing and sess.play_next <= sess.head and sess.play_next not in sess.history:
-            wake = min(wake, sess.skip_at)  # the audio after a gap is due: skip it then
-        elif not sess.playing and sess.started:
-            wake = min(wake, now + cfg.fast_tick)
-        return max(wake, now + cfg.fast_tick)
+            if sess.next_cstat < wake:
+                wake = sess.next_cstat  # our own status: on time (parents watch it)
+            known = sess.known_head
+            if sess.started and known >= sess.contig:
+                # a chunk is missing: the next repair is due, or newer announced chunks settle
+                if sess.repair_due < wake:
+                    wake = sess.repair_due
+                # newer chunks settle before a gap among them is asked for: only while there
+                # is such a gap (a missing chunk already asked for waits for its retry time)
+                top = sess.settled_head
+                if known > top and (sess.gap_seq > top or known > sess.head):
+                    settle = sess.settled_at + 0.15
+                    if settle < wake:
+                        wake = settle
+        if sess.playing:
+            nxt = sess.play_next
+            if nxt <= sess.head and nxt not in sess.history and sess.skip_at < wake:
+                wake = sess.skip_at  # the audio after a gap is due: skip it then
+        elif sess.started and fast < wake:
+            wake = fast
+        return wake if wake > fast else fast
 
     def _tick_session(self, sess: Session, now: float) -> None:
         cfg = self.config
