@@ -45,6 +45,12 @@ _NO_TAG = b"\x00\x00\x00\x00"
 _EMPTY_HASH = b"\x00" * wire.HASH_LEN
 MAX_DEPTH = 200  # deeper than any real tree: a parent this deep is in a loop
 _INF = float("inf")
+_MAX_DATAGRAM = wire.MAX_DATAGRAM
+_MAGIC = wire.MAGIC
+_DATA = wire.DATA
+_DATA_HEADER_LEN = wire.DATA_HEADER_LEN
+_decode = wire.decode
+_FRAME_START = wire.DATA_FRAME_START
 _NOT_ASKED = (0.0, 0)  # (retry at, tries) of a chunk never requested
 
 
@@ -360,21 +366,17 @@ class Node:
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         self._now = now
         st = self.stats
+        size = len(data)
         st.datagrams_in += 1
-        st.bytes_in += len(data)
-        if (
-            len(data) < 4
-            or len(data) > wire.MAX_DATAGRAM
-            or data[0:2] != wire.MAGIC
-            or data[2] != 1
-        ):
+        st.bytes_in += size
+        if size < 4 or size > _MAX_DATAGRAM or data[0:2] != _MAGIC or data[2] != 1:
             st.bad_datagrams += 1
             return
-        if data[3] == wire.DATA:
+        if data[3] == _DATA:
             self._on_data(data, addr, now)
             return
         try:
-            msg = wire.decode(data)
+            msg = _decode(data)
         except wire.UnknownMessage:
             st.unknown_messages += 1
             return
@@ -532,10 +534,15 @@ class Node:
         if self.nat.route(data, addr):
             return  # through its proxy (and a punch): no path to it is open yet
         self._out.append((data, addr))
-        self.stats.datagrams_out += 1
-        self.stats.bytes_out += len(data)
-        if self._tx_rate:
-            self._tx_free_at = max(self._now, self._tx_free_at) + len(data) / self._tx_rate
+        st = self.stats
+        size = len(data)
+        st.datagrams_out += 1
+        st.bytes_out += size
+        rate = self._tx_rate
+        if rate:
+            now = self._now
+            free = self._tx_free_at
+            self._tx_free_at = (now if now >= free else free) + size / rate
 
     def _send_bulk(self, data: bytes, addr: Addr) -> None:
         """Queue a repair or cushion datagram: it goes out only while the uplink is idle enough,
@@ -1491,11 +1498,11 @@ class Node:
                 self._verify_and_accept(sess, seq, p[0], now)
 
     def _on_data(self, data: bytes, addr: Addr, now: float) -> None:
-        if len(data) < wire.DATA_HEADER_LEN:
+        if len(data) < _DATA_HEADER_LEN:
             self.stats.bad_datagrams += 1
             return
         sess = self.sessions.get(data[4:8])
-        if sess is None or sess.is_source:
+        if sess is None or sess.key is not None:  # (unknown, or our own station)
             self.stats.unexpected += 1
             return
         if addr == sess.parent:
@@ -1509,8 +1516,12 @@ class Node:
         if seq < sess.low or seq in sess.history:
             self.stats.dup_chunks += 1
             return
-        if seq in sess.hashes:
-            self._verify_and_accept(sess, seq, data, now)
+        h = sess.hashes.get(seq)
+        if h is not None:  # (_verify_and_accept, inlined)
+            if chunk_hash(data) != h:
+                self.stats.bad_chunks += 1
+                return
+            self._accept(sess, seq, data, now)
         elif len(sess.pending) < self.config.max_pending and (
             seq not in sess.pending or addr == sess.parent
         ):
@@ -1528,7 +1539,7 @@ class Node:
         if seq > sess.known_head:
             sess.known_head = seq
         fresh = seq > sess.head
-        if fresh and seq > sess.head + 1 and not sess.is_source:
+        if fresh and seq > sess.head + 1 and sess.key is None:  # (a gap, at a listener)
             sess.gap_seq = seq - 1
             self._next_tick = min(self._next_tick, now + 0.16)  # a gap: ask once it settles
         if fresh:
@@ -1669,18 +1680,16 @@ class Node:
     def _skip_due(self, sess: Session, now: float) -> None:
         """The chunk to play next is missing: skip it once the audio after it is due."""
         hist = sess.history
-        seq = sess.play_next + 1
-        sess.skip_at = float("inf")
-        while seq <= sess.head:
+        sess.skip_at = _INF
+        for seq in range(sess.play_next + 1, sess.head + 1):
             d = hist.get(seq)
-            if d is not None and d[16] & wire.DATA_FRAME_START:
+            if d is not None and d[16] & _FRAME_START:
                 ts = _SEQ_TS.unpack_from(d, 8)[1]
                 due = sess.play_t0 + ((ts - sess.play_ts0) & 0xFFFFFFFF) / 1000
                 sess.skip_at = due - self.config.fast_tick
                 if now >= sess.skip_at:
                     self._skip(sess, now)
                 return
-            seq += 1
 
     def _request_repairs(self, sess: Session, now: float) -> None:
         """NACK missing chunks, spread over the parent and helpers by their spare upload.
@@ -2164,7 +2173,7 @@ class Node:
 
     def _tick_session(self, sess: Session, now: float) -> None:
         cfg = self.config
-        if sess.is_source:
+        if sess.key is not None:  # (broadcasting)
             assert sess.packer is not None
             if sess.paced:
                 self._release_paced(sess, now)
@@ -2306,17 +2315,20 @@ class Node:
         hist = sess.history
         limit = (sess.head_ts - int(self.config.history_seconds * 1000)) & 0xFFFFFFFF
         low = sess.low
-        while low < sess.head:
+        head = sess.head
+        # chunks from play_next on are still wanted by playback (a listener's)
+        wanted = sess.play_next if sess.key is None else head
+        while low < head:
             d = hist.get(low)
             if d is None:
-                if low >= sess.play_next and not sess.is_source:
+                if low >= wanted:
                     break  # still wanted: playback waits for it
                 low += 1
                 continue
             ts = _SEQ_TS.unpack_from(d, 8)[1]
             if not (ts - limit) & 0x80000000:  # ts >= limit
                 break
-            if low >= sess.play_next and not sess.is_source:
+            if low >= wanted:
                 break
             del hist[low]
             low += 1

@@ -245,6 +245,7 @@ def may_hold(ancestors: int, bits: int) -> bool:
 _ANC_DENSE = 0xFF
 
 
+@functools.lru_cache(maxsize=8192)
 def _anc(ancestors: int) -> bytes:
     # a node near the root has few bits set: their numbers (2 bytes each) are shorter than the
     # 64-byte bitmap, and shorter than the list of node ids paths used to carry
