@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import struct
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -219,6 +220,12 @@ class Session:
     parent_spare: int = 4  # the parent's spare upload (1/16 bitrate), from PSTAT
     repair_top: int = -1  # highest seq the last repair scan looked at
     repair_due: float = 0.0  # the next time a missing chunk may be asked for again
+    # the seqs not held in [scan_from, scan_to] at the last repair scan (the next scan checks
+    # only these and the newer ones: chunks from low on only ever arrive, except when the
+    # stream restarts, which resets this)
+    scan_missing: list[int] = field(default_factory=list)
+    scan_from: int = 0
+    scan_to: int = -1
     # data
     history: dict[int, bytes] = field(default_factory=dict)
     low: int = 0  # oldest seq kept / wanted
@@ -1721,9 +1728,18 @@ class Node:
         next_due = now + 1.0
         seal_wait = self.config.seal_wait
         n = 0
-        # (the scan visits only the seqs not held: most of the range usually is)
-        for seq in filterfalse(hist.__contains__, range(first, top + 1)):
-            p = pending.get(seq)
+        # the scan visits only the seqs not held (most of the range usually is)
+        if sess.scan_from <= first and sess.scan_to <= top:
+            old = sess.scan_missing
+            seqs = list(filterfalse(hist.__contains__, old[bisect_left(old, first) :]))
+            seqs += filterfalse(hist.__contains__, range(max(sess.scan_to + 1, first), top + 1))
+        else:
+            seqs = list(filterfalse(hist.__contains__, range(first, top + 1)))
+        sess.scan_missing = seqs
+        sess.scan_from = first
+        sess.scan_to = top
+        for seq in seqs:
+            p = pending.get(seq) if pending else None
             due, tries = req.get(seq, _NOT_ASKED)
             if p is not None:
                 # held but unverified: its seal comes after the batch; then ask for it alone
@@ -2049,6 +2065,8 @@ class Node:
         sess.waiting_since = None
         sess.repair_top = -1
         sess.repair_due = 0.0
+        sess.scan_missing = []
+        sess.scan_from, sess.scan_to = 0, -1
         sess.candidates.clear()  # they describe the old stream (helpers must hold the new one)
         if sess.parent is not None:
             self._send_attach(sess, sess.parent, now)
