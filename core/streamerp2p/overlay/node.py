@@ -1654,7 +1654,7 @@ class Node:
         first_dropped = seq
         while d is not None:
             ts = _SEQ_TS.unpack_from(d, 8)[1]
-            start = bool(d[16] & wire.DATA_FRAME_START)
+            start = bool(d[16] & _FRAME_START)
             late = now - sess.play_t0 - ((ts - sess.play_ts0) & 0xFFFFFFFF) / 1000
             if start:
                 if late <= cfg.late_drop:
@@ -1676,7 +1676,7 @@ class Node:
                     first_dropped = seq
                 dropped += 1
             else:
-                ev.append(AudioData(sid, seq, d[wire.DATA_HEADER_LEN :], start, ts))
+                ev.append(AudioData(sid, seq, d[_DATA_HEADER_LEN:], start, ts))
             seq += 1
             d = hist.get(seq)
         if dropped:
