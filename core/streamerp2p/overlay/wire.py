@@ -78,6 +78,7 @@ _HDR = struct.Struct("!2sBB")
 _U8 = struct.Struct("!B")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
+_SLOTS_AGE = struct.Struct("!BH")
 
 
 class WireError(ValueError):
@@ -216,6 +217,7 @@ _REACH_PROXY = 0x80  # (on the wire) a proxy address follows
 _REACH_LAN = 0x40  # (on the wire) a LAN address follows
 
 
+@functools.lru_cache(maxsize=8192)
 def _reach(reach: int, proxy: Addr | None, lan: Addr | None = None) -> bytes:
     flags = (reach & 0x3F) | (_REACH_PROXY if proxy else 0) | (_REACH_LAN if lan else 0)
     out = _U8.pack(flags)
@@ -267,6 +269,7 @@ def _text(s: str, limit: int) -> bytes:
     return _U16.pack(len(b)) + b
 
 
+@functools.lru_cache(maxsize=256)
 def header(mtype: int) -> bytes:
     return _HDR.pack(MAGIC, VERSION, mtype)
 
@@ -339,8 +342,7 @@ class Hello:
                     h.node_id,
                     h.tag,
                     _addr(h.addr),
-                    bytes([min(h.slots, 255)]),
-                    _U16.pack(min(max(h.age, 0), 0xFFFF)),
+                    _SLOTS_AGE.pack(min(h.slots, 255), min(max(h.age, 0), 0xFFFF)),
                     _reach(h.reach, h.proxy, h.lan),
                 ]
             )
