@@ -2146,13 +2146,15 @@ class Node:
 
     def _helpers(self, sess: Session, now: float) -> list[tuple[Addr, int]]:
         """Fresh in-tree candidates with spare upload (not our descendants), most spare first."""
+        parent = sess.parent
+        bits = self._anc_bits
         fresh = [
             (c.addr, c.spare)
             for c in sess.candidates.values()
             if c.spare >= 2
-            and c.addr != sess.parent
+            and c.addr != parent
             and now - c.heard <= 20.0
-            and not self._below(c.ancestors)
+            and c.ancestors & bits != bits  # (not self._below(c.ancestors))
             and not self._is_dead(sess, c.addr, now)
         ]
         fresh.sort(key=lambda h: -h[1])

@@ -230,7 +230,7 @@ def _reach(reach: int, proxy: Addr | None, lan: Addr | None = None) -> bytes:
 
 def _addrs(addrs: list[Addr], limit: int) -> bytes:
     addrs = addrs[:limit]
-    return _U8.pack(len(addrs)) + b"".join(_addr(a) for a in addrs)
+    return _U8.pack(len(addrs)) + b"".join(map(_addr, addrs))
 
 
 def ancestor_bits(node_id: bytes) -> int:
