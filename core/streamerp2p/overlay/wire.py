@@ -79,6 +79,8 @@ _U8 = struct.Struct("!B")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
 _SLOTS_AGE = struct.Struct("!BH")
+_OFFER_HEAD = struct.Struct("!BBBBI")  # flags, free, slots, depth, head seq
+_OFFER_TAIL = struct.Struct("!BHB")  # weakest, bitrate, spare
 
 
 class WireError(ValueError):
@@ -411,15 +413,18 @@ class Offer:
                 self.station_id,
                 _U32.pack(self.req_id),
                 self.node_id,
-                bytes(
-                    [self.flags, min(self.free, 255), min(self.slots, 255), min(self.depth, 255)]
+                _OFFER_HEAD.pack(
+                    self.flags,
+                    min(self.free, 255),
+                    min(self.slots, 255),
+                    min(self.depth, 255),
+                    self.head_seq,
                 ),
-                _U32.pack(self.head_seq),
                 _anc(self.ancestors),
                 _addrs(self.referrals, MAX_REFERRALS),
-                bytes([min(self.weakest, 255)]),
-                _U16.pack(min(self.bitrate, 0xFFFF)),
-                bytes([min(self.spare, 255)]),
+                _OFFER_TAIL.pack(
+                    min(self.weakest, 255), min(self.bitrate, 0xFFFF), min(self.spare, 255)
+                ),
             ]
         )
 
@@ -825,7 +830,7 @@ _S_HELLO = struct.Struct("!I8s4s")
 _S_HOST = struct.Struct("!8s4s")
 _S_JOIN_REQ = struct.Struct("!16sI8sBBI")
 _S_OFFER = struct.Struct("!16sI8sBBBBI")
-_S_OFFER_TAIL = struct.Struct("!BHB")
+_S_OFFER_TAIL = _OFFER_TAIL
 _S_ATTACH = struct.Struct("!16s8sIBB")
 _S_ATTACH_OK = struct.Struct("!16s8sBII")
 _S_ATTACH_NO = struct.Struct("!16sB")
