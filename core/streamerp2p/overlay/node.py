@@ -19,8 +19,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from itertools import compress, filterfalse, repeat
-from operator import gt, itemgetter, le
+from itertools import filterfalse, repeat
 
 from ..types import Frame, StationMeta
 from . import wire
@@ -54,7 +53,6 @@ _DATA_HEADER_LEN = wire.DATA_HEADER_LEN
 _decode = wire.decode
 _FRAME_START = wire.DATA_FRAME_START
 _NOT_ASKED = (0.0, 0)  # (retry at, tries) of a chunk never requested
-_FIRST = itemgetter(0)
 
 
 @dataclass(slots=True)
@@ -1728,6 +1726,7 @@ class Node:
         missing: list[int] = []
         no_seal: list[int] = []
         next_due = now + 1.0
+        seal_wait = self.config.seal_wait
         n = 0
         # the scan visits only the seqs not held (most of the range usually is)
         if sess.scan_from <= first and sess.scan_to <= top:
@@ -1739,28 +1738,40 @@ class Node:
         sess.scan_missing = seqs
         sess.scan_from = first
         sess.scan_to = top
-        if pending and not pending.keys().isdisjoint(seqs):
-            next_due = self._scan_with_pending(sess, seqs, now, retry, next_due, missing, no_seal)
-        else:
-            # no unverified chunk among them: a seq waiting for its retry only bounds the next
-            # scan; the others are asked for in order, up to a batch. (At C speed: the table is
-            # read before any entry changes, and a request changes only its own seq's entry.)
-            asked = list(map(req.get, seqs, repeat(_NOT_ASKED)))
-            dues = list(map(_FIRST, asked))
-            due_now = map(le, dues, repeat(now))
-            for seq, (_, tries) in compress(zip(seqs, asked, strict=True), due_now):
-                if n >= limit:
-                    next_due = now  # more next tick
-                    break
+        # (lookups at C speed: pending ones only if any is among them; a request below changes
+        # the current seq's entry only, after it was read)
+        held = pending.get if pending and not pending.keys().isdisjoint(seqs) else None
+        asked = map(req.get, seqs, repeat(_NOT_ASKED))
+        for seq, (due, tries) in zip(seqs, asked, strict=True):
+            if held is not None and (p := held(seq)) is not None:
+                # held but unverified: its seal comes after the batch; then ask for it alone
+                if now - p[1] <= seal_wait:
+                    t = p[1] + seal_wait
+                    if t < next_due:
+                        next_due = t
+                elif now < due:
+                    if due < next_due:
+                        next_due = due
+                else:
+                    t = now + min(2.0, retry * (1 + tries))
+                    req[seq] = (t, tries + 1)
+                    if not no_seal or seq - no_seal[-1] >= wire.MAX_SEAL_COUNT:
+                        no_seal.append(seq)
+                    if t < next_due:
+                        next_due = t
+            elif now < due:
+                if due < next_due:
+                    next_due = due
+            elif n >= limit:
+                next_due = now  # more next tick
+                break
+            else:
                 # back off: the peer's uplink may be congested, asking again makes it worse
                 req[seq] = (now + min(2.0, retry * (1 + tries)), tries + 1)
                 missing.append(seq)
                 n += 1
                 if tries:
                     sess.nacked += 1  # asked before and still missing: real loss
-            else:
-                waiting = compress(dues, map(gt, dues, repeat(now)))
-                next_due = min(next_due, min(waiting, default=_INF))
         sess.repair_top = top
         sess.repair_due = next_due
         if no_seal:
@@ -1797,55 +1808,6 @@ class Node:
                 k = 1 + (tries // 2 - 1) % (len(targets) - 1)
             assigned[k] += 1
             self._send(wire.Nack(sess.tag, ranges).encode(), targets[k][0])
-
-    def _scan_with_pending(
-        self,
-        sess: Session,
-        seqs: list[int],
-        now: float,
-        retry: float,
-        next_due: float,
-        missing: list[int],
-        no_seal: list[int],
-    ) -> float:
-        """The repair scan (see _request_repairs) when some missing seqs are held unverified."""
-        pending = sess.pending
-        req = sess.requested
-        seal_wait = self.config.seal_wait
-        limit = self.config.repair_batch
-        n = 0
-        for seq in seqs:
-            p = pending.get(seq)
-            due, tries = req.get(seq, _NOT_ASKED)
-            if p is not None:
-                # held but unverified: its seal comes after the batch; then ask for it alone
-                if now - p[1] <= seal_wait:
-                    t = p[1] + seal_wait
-                    if t < next_due:
-                        next_due = t
-                elif now < due:
-                    if due < next_due:
-                        next_due = due
-                else:
-                    t = now + min(2.0, retry * (1 + tries))
-                    req[seq] = (t, tries + 1)
-                    if not no_seal or seq - no_seal[-1] >= wire.MAX_SEAL_COUNT:
-                        no_seal.append(seq)
-                    if t < next_due:
-                        next_due = t
-            elif now < due:
-                if due < next_due:
-                    next_due = due
-            elif n >= limit:
-                return now  # more next tick
-            else:
-                # back off: the peer's uplink may be congested, asking again makes it worse
-                req[seq] = (now + min(2.0, retry * (1 + tries)), tries + 1)
-                missing.append(seq)
-                n += 1
-                if tries:
-                    sess.nacked += 1  # asked before and still missing: real loss
-        return next_due
 
     def _slots(self, sess: Session) -> int:
         """Children this node can feed for a station: from upload capacity when known."""
