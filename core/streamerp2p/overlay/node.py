@@ -19,7 +19,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from itertools import filterfalse, repeat
+from itertools import filterfalse
 
 from ..types import Frame, StationMeta
 from . import wire
@@ -1738,12 +1738,10 @@ class Node:
         sess.scan_missing = seqs
         sess.scan_from = first
         sess.scan_to = top
-        # (lookups at C speed: pending ones only if any is among them; a request below changes
-        # the current seq's entry only, after it was read)
-        held = pending.get if pending and not pending.keys().isdisjoint(seqs) else None
-        asked = map(req.get, seqs, repeat(_NOT_ASKED))
-        for seq, (due, tries) in zip(seqs, asked, strict=True):
-            if held is not None and (p := held(seq)) is not None:
+        for seq in seqs:
+            p = pending.get(seq) if pending else None
+            due, tries = req.get(seq, _NOT_ASKED)
+            if p is not None:
                 # held but unverified: its seal comes after the batch; then ask for it alone
                 if now - p[1] <= seal_wait:
                     t = p[1] + seal_wait
