@@ -34,7 +34,7 @@ def test_sim_prints_figures_and_plots(tmp_path: Path) -> None:
         "--churn",
         "0.2",
         "--bitrate",
-        "32",
+        "128",
         "--warmup",
         "15",
         "--json",

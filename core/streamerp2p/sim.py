@@ -73,23 +73,75 @@ class Simulator:
     # -------------------------------------------------------------- running
 
     def run_until(self, t: float) -> None:
+        # (the hot loop: _flush inlined, with its loop-invariant lookups hoisted)
         heap = self._heap
+        peers = self.peers
+        rng = self.rng
+        pop = heapq.heappop
+        push = heapq.heappush
         while heap and heap[0][0] <= t:
-            when, _, kind, dst, data, src = heapq.heappop(heap)
-            self.now = when
-            peer = self.peers.get(dst)
+            now, _, kind, dst, data, src = pop(heap)
+            self.now = now
+            peer = peers.get(dst)
             if peer is None or not peer.alive:
                 continue
+            node = peer.node
             if kind == 0:
-                if peer.timer_at != when:
+                if peer.timer_at != now:
                     continue  # superseded
                 peer.timer_at = None
-                peer.node.handle_timer(when)
+                node.handle_timer(now)
             else:
-                assert data is not None and src is not None
                 self.delivered += 1
-                peer.node.receive_datagram(data, src, when)
-            self._flush(peer)
+                node.receive_datagram(data, src, now)  # type: ignore[arg-type]
+            # _flush(peer), same arithmetic in the same order
+            out = node.datagrams_to_send()
+            if out:
+                link = peer.link
+                drop = self.drop
+                upload = link.upload_bps
+                delay = link.delay
+                here = peer.addr
+                n = self._n
+                for data, dst in out:
+                    dpeer = peers.get(dst)
+                    depart = now
+                    if upload:
+                        busy = peer.busy_until
+                        depart = (now if now >= busy else busy) + len(data) * 8 / upload
+                        peer.busy_until = depart
+                    if dpeer is None:
+                        continue
+                    if drop is not None and drop(here, dst, data):
+                        self.lost += 1
+                        continue
+                    dlink = dpeer.link
+                    loss = link.loss + dlink.loss
+                    if loss and rng.random() < loss:
+                        self.lost += 1
+                        continue
+                    n += 1
+                    push(heap, (depart + delay + dlink.delay, n, 1, dst, data, here))
+                self._n = n
+            side = node.side_datagrams_to_send()
+            if side:
+                self._send_side(peer, side)
+            events = node.events()
+            if events:
+                if self.on_event is not None:
+                    on_event = self.on_event
+                    for ev in events:
+                        on_event(peer, ev)
+                if self.keep_events:
+                    peer.events.extend(events)
+            due = node.get_timer()
+            if due < now:
+                due = now
+            at = peer.timer_at
+            if at is None or due < at or at < now:
+                peer.timer_at = due
+                self._n += 1
+                push(heap, (due, self._n, 0, peer.addr, None, None))
         self.now = t
 
     def run_for(self, seconds: float) -> None:
@@ -118,41 +170,66 @@ class Simulator:
             peer.timer_at = t
             self._push(t, 0, peer.addr, None, None)
 
+    def _send_side(self, peer: SimPeer, out: list[tuple[bytes, Addr]]) -> None:
+        """Datagrams from a second port of the peer's: an address nobody knows (no answers)."""
+        src = (peer.addr[0], 1)
+        for data, dst in out:
+            dpeer = self.peers.get(dst)
+            if dpeer is not None and dpeer.alive:
+                self._push(self.now + peer.link.delay + dpeer.link.delay, 1, dst, data, src)
+
     def _flush(self, peer: SimPeer) -> None:
+        # (the hot path: _push and _schedule_timer inlined, same arithmetic in the same order)
         node = peer.node
         out = node.datagrams_to_send()
+        now = self.now
+        heap = self._heap
         if out:
             rng = self.rng
             link = peer.link
+            peers = self.peers
+            drop = self.drop
+            upload = link.upload_bps
+            delay = link.delay
+            src = peer.addr
+            push = heapq.heappush
+            n = self._n
             for data, dst in out:
-                dpeer = self.peers.get(dst)
-                depart = self.now
-                if link.upload_bps:
-                    depart = max(self.now, peer.busy_until) + len(data) * 8 / link.upload_bps
+                dpeer = peers.get(dst)
+                depart = now
+                if upload:
+                    busy = peer.busy_until
+                    depart = (now if now >= busy else busy) + len(data) * 8 / upload
                     peer.busy_until = depart
                 if dpeer is None:
                     continue
-                if self.drop is not None and self.drop(peer.addr, dst, data):
+                if drop is not None and drop(src, dst, data):
                     self.lost += 1
                     continue
-                loss = link.loss + dpeer.link.loss
+                dlink = dpeer.link
+                loss = link.loss + dlink.loss
                 if loss and rng.random() < loss:
                     self.lost += 1
                     continue
-                self._push(depart + link.delay + dpeer.link.delay, 1, dst, data, peer.addr)
+                n += 1
+                push(heap, (depart + delay + dlink.delay, n, 1, dst, data, src))
+            self._n = n
         side = node.side_datagrams_to_send()
-        if side:  # from a second port of the peer's: an address nobody knows (no answers)
-            src = (peer.addr[0], 1)
-            for data, dst in side:
-                dpeer = self.peers.get(dst)
-                if dpeer is not None and dpeer.alive:
-                    delay = peer.link.delay + dpeer.link.delay
-                    self._push(self.now + delay, 1, dst, data, src)
+        if side:
+            self._send_side(peer, side)
         events = node.events()
         if events:
             if self.on_event is not None:
+                on_event = self.on_event
                 for ev in events:
-                    self.on_event(peer, ev)
+                    on_event(peer, ev)
             if self.keep_events:
                 peer.events.extend(events)
-        self._schedule_timer(peer)
+        t = node.get_timer()
+        if t < now:
+            t = now
+        at = peer.timer_at
+        if at is None or t < at or at < now:
+            peer.timer_at = t
+            self._n += 1
+            heapq.heappush(heap, (t, self._n, 0, peer.addr, None, None))

@@ -20,6 +20,7 @@ import random
 import statistics
 import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +91,7 @@ class Swarm:
         self.sim = Simulator(p.seed)
         self.sim.keep_events = False
         self.sim.on_event = self._on_event
-        self.bytes_by_type: dict[int, int] = {}
+        self.bytes_by_type: defaultdict[int, int] = defaultdict(int)
         self.sim.drop = self._count
         self.key = StationKey.from_seed(random.Random(p.seed).randbytes(32))
         self.sid = self.key.station_id
@@ -126,8 +127,7 @@ class Swarm:
         return (f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}", 8466)
 
     def _count(self, src: Any, dst: Any, data: bytes) -> bool:
-        t = data[3]
-        self.bytes_by_type[t] = self.bytes_by_type.get(t, 0) + len(data)
+        self.bytes_by_type[data[3]] += len(data)
         return False
 
     def _pick_class(self) -> str:
@@ -261,7 +261,7 @@ class Swarm:
                     self._pending_kill.remove((when, addr))
             if self.sim.now < p.warmup_seconds <= t:
                 src_bytes0 = self.sim.peers[self.src].node.stats.bytes_out
-                self.bytes_by_type = {}
+                self.bytes_by_type = defaultdict(int)
             self.sim.run_until(t)
             if p.progress and int(t) % 60 == 0 and int(t - step) % 60 != 0:
                 live = sum(1 for s in self.stats.values() if s.left is None)

@@ -29,6 +29,7 @@ WAIT = 3.0  # seconds for a report
 QUIET = 0.8  # a helper reports this long after a train's last arrival (its tail may be lost)
 RETEST = 600.0
 MAX_TRAINS_HELD = 8  # trains a helper times at once
+_INF = float("inf")
 
 
 class BandwidthTest:
@@ -47,7 +48,8 @@ class BandwidthTest:
         return self.node.config.upload_kbps <= 0 and self.node.config.bandwidth_test
 
     def wake_at(self) -> float:
-        t = min((v[1] + QUIET for v in self._held.values()), default=float("inf"))
+        held = self._held
+        t = min((v[1] + QUIET for v in held.values()), default=_INF) if held else _INF
         if not self.wanted:
             return t
         t = min(t, self._next)
@@ -56,8 +58,9 @@ class BandwidthTest:
         return t
 
     def tick(self, now: float) -> None:
-        for key in [k for k, v in self._held.items() if now - v[1] > QUIET]:
-            self._report(key, now)  # (as a helper: the train's tail was lost)
+        if self._held:
+            for key in [k for k, v in self._held.items() if now - v[1] > QUIET]:
+                self._report(key, now)  # (as a helper: the train's tail was lost)
         if not self.wanted:
             return
         for train, (_, sent) in list(self._sent.items()):

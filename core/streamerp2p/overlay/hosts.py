@@ -10,7 +10,7 @@ lazily: when picked at random (expired), or when a request to them went unanswer
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from .wire import Addr
@@ -36,6 +36,8 @@ class HostList:
         self.capacity = capacity
         self.rng = rng
         self._map: dict[Addr, HostRec] = {}
+        # the entry at an address, or None (the dict's own get: the hottest lookup of a node)
+        self.get: Callable[[Addr], HostRec | None] = self._map.get
         self._keys: list[Addr] = []
         self._idx: dict[Addr, int] = {}
         self._by_tag: dict[bytes, dict[Addr, None]] = {}
@@ -48,9 +50,6 @@ class HostList:
 
     def __iter__(self) -> Iterator[Addr]:
         return iter(list(self._keys))
-
-    def get(self, addr: Addr) -> HostRec | None:
-        return self._map.get(addr)
 
     def items(self) -> list[tuple[Addr, HostRec]]:
         return list(self._map.items())

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import random
 import struct
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from itertools import filterfalse
 
 from ..types import Frame, StationMeta
 from . import wire
@@ -43,6 +45,14 @@ _SEQ_TS = struct.Struct("!II")
 _NO_TAG = b"\x00\x00\x00\x00"
 _EMPTY_HASH = b"\x00" * wire.HASH_LEN
 MAX_DEPTH = 200  # deeper than any real tree: a parent this deep is in a loop
+_INF = float("inf")
+_MAX_DATAGRAM = wire.MAX_DATAGRAM
+_MAGIC = wire.MAGIC
+_DATA = wire.DATA
+_DATA_HEADER_LEN = wire.DATA_HEADER_LEN
+_decode = wire.decode
+_FRAME_START = wire.DATA_FRAME_START
+_NOT_ASKED = (0.0, 0)  # (retry at, tries) of a chunk never requested
 
 
 @dataclass(slots=True)
@@ -214,6 +224,12 @@ class Session:
     parent_spare: int = 4  # the parent's spare upload (1/16 bitrate), from PSTAT
     repair_top: int = -1  # highest seq the last repair scan looked at
     repair_due: float = 0.0  # the next time a missing chunk may be asked for again
+    # the seqs not held in [scan_from, scan_to] at the last repair scan (the next scan checks
+    # only these and the newer ones: chunks from low on only ever arrive, except when the
+    # stream restarts, which resets this)
+    scan_missing: list[int] = field(default_factory=list)
+    scan_from: int = 0
+    scan_to: int = -1
     # data
     history: dict[int, bytes] = field(default_factory=dict)
     low: int = 0  # oldest seq kept / wanted
@@ -370,21 +386,17 @@ class Node:
     def receive_datagram(self, data: bytes, addr: Addr, now: float) -> None:
         self._now = now
         st = self.stats
+        size = len(data)
         st.datagrams_in += 1
-        st.bytes_in += len(data)
-        if (
-            len(data) < 4
-            or len(data) > wire.MAX_DATAGRAM
-            or data[0:2] != wire.MAGIC
-            or data[2] != 1
-        ):
+        st.bytes_in += size
+        if size < 4 or size > _MAX_DATAGRAM or data[0:2] != _MAGIC or data[2] != 1:
             st.bad_datagrams += 1
             return
-        if data[3] == wire.DATA:
+        if data[3] == _DATA:
             self._on_data(data, addr, now)
             return
         try:
-            msg = wire.decode(data)
+            msg = _decode(data)
         except wire.UnknownMessage:
             st.unknown_messages += 1
             return
@@ -400,27 +412,42 @@ class Node:
         self._now = now
         cfg = self.config
         wake = now + cfg.tick
-        for sess in list(self.sessions.values()):
+        sessions = self.sessions
+        for sess in list(sessions.values()):
             self._tick_session(sess, now)
-            if sess.tag in self.sessions and not sess.is_source:
-                wake = min(wake, self._wake_at(sess, now))
+            if sess.key is None and sess.tag in sessions:  # (a listener, still tuned)
+                w = self._wake_at(sess, now)
+                if w < wake:
+                    wake = w
         if now >= self._next_gossip:
             self._next_gossip = now + cfg.gossip_interval * (0.5 + self.rng.random())
             self._gossip(now)
-        if self._leaving and not self.sessions:
+        if self._leaving and not sessions:
             self._leaving = False
             self._events.append(LeaveComplete())
-        self.nat.tick(now)
-        self.bw.tick(now)
-        wake = min(wake, self.nat.wake_at(), self.bw.wake_at())
-        self._next_tick = max(now + 0.001, wake)
-        for sess in self.sessions.values():
+        nat = self.nat
+        bw = self.bw
+        nat.tick(now)
+        bw.tick(now)
+        w = nat.wake_at()
+        if w < wake:
+            wake = w
+        w = bw.wake_at()
+        if w < wake:
+            wake = w
+        nxt = now + 0.001
+        if wake > nxt:
+            nxt = wake
+        for sess in sessions.values():
             if sess.paced:
-                self._next_tick = min(self._next_tick, sess.paced[0][0])
+                t = sess.paced[0][0]
+                if t < nxt:
+                    nxt = t
             if sess.batch:  # seal it on time (see _tick_session)
                 full = sess.batch_bytes >= cfg.seal_min_bytes
                 age = cfg.seal_max_delay * (1 if full else 3)
-                self._next_tick = min(self._next_tick, max(now + 0.001, sess.batch_started + age))
+                nxt = min(nxt, max(now + 0.001, sess.batch_started + age))
+        self._next_tick = nxt
         if self._bulk:
             self._pump_bulk(now)
 
@@ -527,10 +554,15 @@ class Node:
         if self.nat.route(data, addr):
             return  # through its proxy (and a punch): no path to it is open yet
         self._out.append((data, addr))
-        self.stats.datagrams_out += 1
-        self.stats.bytes_out += len(data)
-        if self._tx_rate:
-            self._tx_free_at = max(self._now, self._tx_free_at) + len(data) / self._tx_rate
+        st = self.stats
+        size = len(data)
+        st.datagrams_out += 1
+        st.bytes_out += size
+        rate = self._tx_rate
+        if rate:
+            now = self._now
+            free = self._tx_free_at
+            self._tx_free_at = (now if now >= free else free) + size / rate
 
     def _send_bulk(self, data: bytes, addr: Addr) -> None:
         """Queue a repair or cushion datagram: it goes out only while the uplink is idle enough,
@@ -1519,11 +1551,11 @@ class Node:
                 self._verify_and_accept(sess, seq, p[0], now)
 
     def _on_data(self, data: bytes, addr: Addr, now: float) -> None:
-        if len(data) < wire.DATA_HEADER_LEN:
+        if len(data) < _DATA_HEADER_LEN:
             self.stats.bad_datagrams += 1
             return
         sess = self.sessions.get(data[4:8])
-        if sess is None or sess.is_source:
+        if sess is None or sess.key is not None:  # (unknown, or our own station)
             self.stats.unexpected += 1
             return
         if addr == sess.parent:
@@ -1537,8 +1569,12 @@ class Node:
         if seq < sess.low or seq in sess.history:
             self.stats.dup_chunks += 1
             return
-        if seq in sess.hashes:
-            self._verify_and_accept(sess, seq, data, now)
+        h = sess.hashes.get(seq)
+        if h is not None:  # (_verify_and_accept, inlined)
+            if chunk_hash(data) != h:
+                self.stats.bad_chunks += 1
+                return
+            self._accept(sess, seq, data, now)
         elif len(sess.pending) < self.config.max_pending and (
             seq not in sess.pending or addr == sess.parent
         ):
@@ -1556,7 +1592,7 @@ class Node:
         if seq > sess.known_head:
             sess.known_head = seq
         fresh = seq > sess.head
-        if fresh and seq > sess.head + 1 and not sess.is_source:
+        if fresh and seq > sess.head + 1 and sess.key is None:  # (a gap, at a listener)
             sess.gap_seq = seq - 1
             self._next_tick = min(self._next_tick, now + 0.16)  # a gap: ask once it settles
         if fresh:
@@ -1664,7 +1700,7 @@ class Node:
         first_dropped = seq
         while d is not None:
             ts = _SEQ_TS.unpack_from(d, 8)[1]
-            start = bool(d[16] & wire.DATA_FRAME_START)
+            start = bool(d[16] & _FRAME_START)
             late = now - sess.play_t0 - ((ts - sess.play_ts0) & 0xFFFFFFFF) / 1000
             if start:
                 if late <= cfg.late_drop:
@@ -1686,7 +1722,7 @@ class Node:
                     first_dropped = seq
                 dropped += 1
             else:
-                ev.append(AudioData(sid, seq, d[wire.DATA_HEADER_LEN :], start, ts))
+                ev.append(AudioData(sid, seq, d[_DATA_HEADER_LEN:], start, ts))
             seq += 1
             d = hist.get(seq)
         if dropped:
@@ -1697,18 +1733,16 @@ class Node:
     def _skip_due(self, sess: Session, now: float) -> None:
         """The chunk to play next is missing: skip it once the audio after it is due."""
         hist = sess.history
-        seq = sess.play_next + 1
-        sess.skip_at = float("inf")
-        while seq <= sess.head:
+        sess.skip_at = _INF
+        for seq in range(sess.play_next + 1, sess.head + 1):
             d = hist.get(seq)
-            if d is not None and d[16] & wire.DATA_FRAME_START:
+            if d is not None and d[16] & _FRAME_START:
                 ts = _SEQ_TS.unpack_from(d, 8)[1]
                 due = sess.play_t0 + ((ts - sess.play_ts0) & 0xFFFFFFFF) / 1000
                 sess.skip_at = due - self.config.fast_tick
                 if now >= sess.skip_at:
                     self._skip(sess, now)
                 return
-            seq += 1
 
     def _request_repairs(self, sess: Session, now: float) -> None:
         """NACK missing chunks, spread over the parent and helpers by their spare upload.
@@ -1724,9 +1758,9 @@ class Node:
         if now - sess.settled_at >= 0.15:
             sess.settled_head, sess.settling_head = sess.settling_head, sess.known_head
             sess.settled_at = now
-        seq = max(sess.contig, sess.low)
+        first = max(sess.contig, sess.low)
         limit = self.config.repair_batch
-        top = min(sess.known_head, sess.settled_head, seq + 4 * limit)
+        top = min(sess.known_head, sess.settled_head, first + 4 * limit)
         if top <= sess.repair_top and now < sess.repair_due:
             return  # nothing new below the head and no retry due: skip the scan
         # a request is cheap (a busy peer answers from spare upload only), a late chunk is
@@ -1740,34 +1774,48 @@ class Node:
         next_due = now + 1.0
         seal_wait = self.config.seal_wait
         n = 0
-        while seq <= top:
-            if seq not in hist:
-                p = pending.get(seq)
-                due, tries = req.get(seq, (0.0, 0))
-                if p is not None:
-                    # held but unverified: its seal comes after the batch; then ask for it alone
-                    if now - p[1] <= seal_wait:
-                        next_due = min(next_due, p[1] + seal_wait)
-                    elif now < due:
-                        next_due = min(next_due, due)
-                    else:
-                        req[seq] = (now + min(2.0, retry * (1 + tries)), tries + 1)
-                        if not no_seal or seq - no_seal[-1] >= wire.MAX_SEAL_COUNT:
-                            no_seal.append(seq)
-                        next_due = min(next_due, req[seq][0])
+        # the scan visits only the seqs not held (most of the range usually is)
+        if sess.scan_from <= first and sess.scan_to <= top:
+            old = sess.scan_missing
+            seqs = list(filterfalse(hist.__contains__, old[bisect_left(old, first) :]))
+            seqs += filterfalse(hist.__contains__, range(max(sess.scan_to + 1, first), top + 1))
+        else:
+            seqs = list(filterfalse(hist.__contains__, range(first, top + 1)))
+        sess.scan_missing = seqs
+        sess.scan_from = first
+        sess.scan_to = top
+        for seq in seqs:
+            p = pending.get(seq) if pending else None
+            due, tries = req.get(seq, _NOT_ASKED)
+            if p is not None:
+                # held but unverified: its seal comes after the batch; then ask for it alone
+                if now - p[1] <= seal_wait:
+                    t = p[1] + seal_wait
+                    if t < next_due:
+                        next_due = t
                 elif now < due:
-                    next_due = min(next_due, due)
-                elif n >= limit:
-                    next_due = now  # more next tick
-                    break
+                    if due < next_due:
+                        next_due = due
                 else:
-                    # back off: the peer's uplink may be congested, asking again makes it worse
-                    req[seq] = (now + min(2.0, retry * (1 + tries)), tries + 1)
-                    missing.append(seq)
-                    n += 1
-                    if tries:
-                        sess.nacked += 1  # asked before and still missing: real loss
-            seq += 1
+                    t = now + min(2.0, retry * (1 + tries))
+                    req[seq] = (t, tries + 1)
+                    if not no_seal or seq - no_seal[-1] >= wire.MAX_SEAL_COUNT:
+                        no_seal.append(seq)
+                    if t < next_due:
+                        next_due = t
+            elif now < due:
+                if due < next_due:
+                    next_due = due
+            elif n >= limit:
+                next_due = now  # more next tick
+                break
+            else:
+                # back off: the peer's uplink may be congested, asking again makes it worse
+                req[seq] = (now + min(2.0, retry * (1 + tries)), tries + 1)
+                missing.append(seq)
+                n += 1
+                if tries:
+                    sess.nacked += 1  # asked before and still missing: real loss
         sess.repair_top = top
         sess.repair_due = next_due
         if no_seal:
@@ -2064,6 +2112,8 @@ class Node:
         sess.waiting_since = None
         sess.repair_top = -1
         sess.repair_due = 0.0
+        sess.scan_missing = []
+        sess.scan_from, sess.scan_to = 0, -1
         sess.candidates.clear()  # they describe the old stream (helpers must hold the new one)
         if sess.parent is not None:
             self._send_attach(sess, sess.parent, now)
@@ -2141,13 +2191,15 @@ class Node:
 
     def _helpers(self, sess: Session, now: float) -> list[tuple[Addr, int]]:
         """Fresh in-tree candidates with spare upload (not our descendants), most spare first."""
+        parent = sess.parent
+        bits = self._anc_bits
         fresh = [
             (c.addr, c.spare)
             for c in sess.candidates.values()
             if c.spare >= 2
-            and c.addr != sess.parent
+            and c.addr != parent
             and now - c.heard <= 20.0
-            and not self._below(c.ancestors)
+            and c.ancestors & bits != bits  # (not self._below(c.ancestors))
             and not self._is_dead(sess, c.addr, now)
         ]
         fresh.sort(key=lambda h: -h[1])
@@ -2158,29 +2210,37 @@ class Node:
     def _wake_at(self, sess: Session, now: float) -> float:
         """When this session next needs a tick (sooner than the housekeeping period)."""
         cfg = self.config
+        fast = now + cfg.fast_tick
         if sess.seeking or sess.attaching is not None:
-            return now + cfg.fast_tick
-        wake = float("inf")
+            return fast
+        wake = _INF
         if sess.parent is not None:
             wake = sess.parent_last + cfg.parent_timeout + 0.001  # silent parent: lost then
-            wake = min(wake, sess.next_cstat)  # our own status: on time (parents watch it)
-        if sess.parent is not None and sess.started and sess.known_head >= sess.contig:
-            # a chunk is missing: the next repair is due, or newer announced chunks settle
-            wake = min(wake, sess.repair_due)
-            # newer chunks settle before a gap among them is asked for: only while there is
-            # such a gap (a missing chunk already asked for waits for its retry time)
-            top = sess.settled_head
-            if sess.known_head > top and (sess.gap_seq > top or sess.known_head > sess.head):
-                wake = min(wake, sess.settled_at + 0.15)
-        if sess.playing and sess.play_next <= sess.head and sess.play_next not in sess.history:
-            wake = min(wake, sess.skip_at)  # the audio after a gap is due: skip it then
-        elif not sess.playing and sess.started:
-            wake = min(wake, now + cfg.fast_tick)
-        return max(wake, now + cfg.fast_tick)
+            if sess.next_cstat < wake:
+                wake = sess.next_cstat  # our own status: on time (parents watch it)
+            known = sess.known_head
+            if sess.started and known >= sess.contig:
+                # a chunk is missing: the next repair is due, or newer announced chunks settle
+                if sess.repair_due < wake:
+                    wake = sess.repair_due
+                # newer chunks settle before a gap among them is asked for: only while there
+                # is such a gap (a missing chunk already asked for waits for its retry time)
+                top = sess.settled_head
+                if known > top and (sess.gap_seq > top or known > sess.head):
+                    settle = sess.settled_at + 0.15
+                    if settle < wake:
+                        wake = settle
+        if sess.playing:
+            nxt = sess.play_next
+            if nxt <= sess.head and nxt not in sess.history and sess.skip_at < wake:
+                wake = sess.skip_at  # the audio after a gap is due: skip it then
+        elif sess.started and fast < wake:
+            wake = fast
+        return wake if wake > fast else fast
 
     def _tick_session(self, sess: Session, now: float) -> None:
         cfg = self.config
-        if sess.is_source:
+        if sess.key is not None:  # (broadcasting)
             assert sess.packer is not None
             if sess.paced:
                 self._release_paced(sess, now)
@@ -2322,17 +2382,20 @@ class Node:
         hist = sess.history
         limit = (sess.head_ts - int(self.config.history_seconds * 1000)) & 0xFFFFFFFF
         low = sess.low
-        while low < sess.head:
+        head = sess.head
+        # chunks from play_next on are still wanted by playback (a listener's)
+        wanted = sess.play_next if sess.key is None else head
+        while low < head:
             d = hist.get(low)
             if d is None:
-                if low >= sess.play_next and not sess.is_source:
+                if low >= wanted:
                     break  # still wanted: playback waits for it
                 low += 1
                 continue
             ts = _SEQ_TS.unpack_from(d, 8)[1]
             if not (ts - limit) & 0x80000000:  # ts >= limit
                 break
-            if low >= sess.play_next and not sess.is_source:
+            if low >= wanted:
                 break
             del hist[low]
             low += 1

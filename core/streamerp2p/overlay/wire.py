@@ -78,6 +78,9 @@ _HDR = struct.Struct("!2sBB")
 _U8 = struct.Struct("!B")
 _U16 = struct.Struct("!H")
 _U32 = struct.Struct("!I")
+_SLOTS_AGE = struct.Struct("!BH")
+_OFFER_HEAD = struct.Struct("!BBBBI")  # flags, free, slots, depth, head seq
+_OFFER_TAIL = struct.Struct("!BHB")  # weakest, bitrate, spare
 
 
 class WireError(ValueError):
@@ -216,6 +219,7 @@ _REACH_PROXY = 0x80  # (on the wire) a proxy address follows
 _REACH_LAN = 0x40  # (on the wire) a LAN address follows
 
 
+@functools.lru_cache(maxsize=8192)
 def _reach(reach: int, proxy: Addr | None, lan: Addr | None = None) -> bytes:
     flags = (reach & 0x3F) | (_REACH_PROXY if proxy else 0) | (_REACH_LAN if lan else 0)
     out = _U8.pack(flags)
@@ -228,7 +232,7 @@ def _reach(reach: int, proxy: Addr | None, lan: Addr | None = None) -> bytes:
 
 def _addrs(addrs: list[Addr], limit: int) -> bytes:
     addrs = addrs[:limit]
-    return _U8.pack(len(addrs)) + b"".join(_addr(a) for a in addrs)
+    return _U8.pack(len(addrs)) + b"".join(map(_addr, addrs))
 
 
 def ancestor_bits(node_id: bytes) -> int:
@@ -245,6 +249,7 @@ def may_hold(ancestors: int, bits: int) -> bool:
 _ANC_DENSE = 0xFF
 
 
+@functools.lru_cache(maxsize=8192)
 def _anc(ancestors: int) -> bytes:
     # a node near the root has few bits set: their numbers (2 bytes each) are shorter than the
     # 64-byte bitmap, and shorter than the list of node ids paths used to carry
@@ -266,6 +271,7 @@ def _text(s: str, limit: int) -> bytes:
     return _U16.pack(len(b)) + b
 
 
+@functools.lru_cache(maxsize=256)
 def header(mtype: int) -> bytes:
     return _HDR.pack(MAGIC, VERSION, mtype)
 
@@ -338,8 +344,7 @@ class Hello:
                     h.node_id,
                     h.tag,
                     _addr(h.addr),
-                    bytes([min(h.slots, 255)]),
-                    _U16.pack(min(max(h.age, 0), 0xFFFF)),
+                    _SLOTS_AGE.pack(min(h.slots, 255), min(max(h.age, 0), 0xFFFF)),
                     _reach(h.reach, h.proxy, h.lan),
                 ]
             )
@@ -408,15 +413,18 @@ class Offer:
                 self.station_id,
                 _U32.pack(self.req_id),
                 self.node_id,
-                bytes(
-                    [self.flags, min(self.free, 255), min(self.slots, 255), min(self.depth, 255)]
+                _OFFER_HEAD.pack(
+                    self.flags,
+                    min(self.free, 255),
+                    min(self.slots, 255),
+                    min(self.depth, 255),
+                    self.head_seq,
                 ),
-                _U32.pack(self.head_seq),
                 _anc(self.ancestors),
                 _addrs(self.referrals, MAX_REFERRALS),
-                bytes([min(self.weakest, 255)]),
-                _U16.pack(min(self.bitrate, 0xFFFF)),
-                bytes([min(self.spare, 255)]),
+                _OFFER_TAIL.pack(
+                    min(self.weakest, 255), min(self.bitrate, 0xFFFF), min(self.spare, 255)
+                ),
             ]
         )
 
@@ -819,111 +827,306 @@ def check_header(data: bytes) -> int:
     return data[3]
 
 
+# Decoding: one function per message type, reading fixed fields with precompiled structs (the
+# receive path of every control datagram). A read past the end raises struct.error or
+# IndexError, which decode() turns into WireError.
+
+_S_HELLO_REQ = struct.Struct("!I8s4sBB")
+_S_HELLO = struct.Struct("!I8s4s")
+_S_HOST = struct.Struct("!8s4s")
+_S_JOIN_REQ = struct.Struct("!16sI8sBBI")
+_S_OFFER = struct.Struct("!16sI8sBBBBI")
+_S_OFFER_TAIL = _OFFER_TAIL
+_S_ATTACH = struct.Struct("!16s8sIBB")
+_S_ATTACH_OK = struct.Struct("!16s8sBII")
+_S_ATTACH_NO = struct.Struct("!16sB")
+_S_SEAL = struct.Struct("!4sIB")
+_S_TAG_N = struct.Struct("!4sB")
+_S_RANGE = struct.Struct("!IH")
+_S_PSTAT = struct.Struct("!4sBI")
+_S_CSTAT = struct.Struct("!4s8sBBIB")
+_S_LEAVE = struct.Struct("!4sH")
+_S_DETACH = struct.Struct("!4s8s")
+_S_U32_ADDR_FAM = struct.Struct("!IB")
+_S_BW_TRAIN = struct.Struct("!IBB")
+_S_BW_REPORT = struct.Struct("!IBII")
+
+
+def _truncated() -> WireError:
+    return WireError("truncated message")
+
+
+@functools.lru_cache(maxsize=8192)
+def _addr_of(raw: bytes) -> Addr:
+    """An address from its wire form (family, ip, port), checked for length by the caller."""
+    return (_ip_text(raw[1:-2]), (raw[-2] << 8) | raw[-1])
+
+
+def _addr_at(data: bytes, pos: int) -> tuple[Addr, int]:
+    fam = data[pos]
+    if fam == 4:
+        end = pos + 7
+    elif fam == 6:
+        end = pos + 19
+    else:
+        raise WireError(f"bad address family {fam}")
+    if end > len(data):
+        raise _truncated()
+    return _addr_of(data[pos:end]), end
+
+
+def _addrs_at(data: bytes, pos: int, limit: int) -> tuple[list[Addr], int]:
+    n = data[pos]
+    if n > limit:
+        raise WireError("too many addresses")
+    pos += 1
+    out = []
+    for _ in range(n):
+        a, pos = _addr_at(data, pos)
+        out.append(a)
+    return out, pos
+
+
+def _reach_at(data: bytes, pos: int) -> tuple[int, Addr | None, Addr | None, int]:
+    flags = data[pos]
+    pos += 1
+    proxy = lan = None
+    if flags & _REACH_PROXY:
+        proxy, pos = _addr_at(data, pos)
+    if flags & _REACH_LAN:
+        lan, pos = _addr_at(data, pos)
+    return flags & 0x3F, proxy, lan, pos
+
+
+@functools.lru_cache(maxsize=8192)
+def _sparse_anc(raw: bytes) -> int:
+    """An ancestor filter from its list of bit numbers (2 bytes each)."""
+    filt = 0
+    for i in range(0, len(raw), 2):
+        bit = (raw[i] << 8) | raw[i + 1]
+        if bit >= 8 * ANC_LEN:
+            raise WireError("bad ancestor filter")
+        filt |= 1 << bit
+    return filt
+
+
+def _anc_at(data: bytes, pos: int) -> tuple[int, int]:
+    n = data[pos]
+    if n == _ANC_DENSE:
+        end = pos + 1 + ANC_LEN
+        if end > len(data):
+            raise _truncated()
+        return int.from_bytes(data[pos + 1 : end], "big"), end
+    if n > ANC_SPARSE:
+        raise WireError("bad ancestor filter")
+    end = pos + 1 + 2 * n
+    if end > len(data):
+        raise _truncated()
+    return _sparse_anc(data[pos + 1 : end]), end
+
+
+def _dec_hello_req(data: bytes) -> Message:
+    req_id, nid, tag, flags, slots = _S_HELLO_REQ.unpack_from(data, 4)
+    reach, proxy, lan, _ = _reach_at(data, 22)
+    return HelloReq(req_id, nid, tag, flags, slots, reach, proxy, lan)
+
+
+def _dec_hello(data: bytes) -> Message:
+    req_id, nid, tag = _S_HELLO.unpack_from(data, 4)
+    observed, pos = _addr_at(data, 20)
+    n = data[pos]
+    if n > MAX_HOSTS:
+        raise WireError("too many hosts")
+    pos += 1
+    hosts = []
+    for _ in range(n):
+        hid, htag = _S_HOST.unpack_from(data, pos)
+        addr, pos = _addr_at(data, pos + 12)
+        slots = data[pos]
+        age = _U16.unpack_from(data, pos + 1)[0]
+        reach, proxy, lan, pos = _reach_at(data, pos + 3)
+        hosts.append(HostEntry(hid, htag, addr, slots, age, reach, proxy, lan))
+    reach, proxy, lan, _ = _reach_at(data, pos)
+    return Hello(req_id, nid, tag, observed, hosts, reach, proxy, lan)
+
+
+def _dec_join_req(data: bytes) -> Message:
+    return JoinReq(*_S_JOIN_REQ.unpack_from(data, 4))
+
+
+def _dec_offer(data: bytes) -> Message:
+    sid, req_id, nid, flags, free, slots, depth, head = _S_OFFER.unpack_from(data, 4)
+    anc, pos = _anc_at(data, 4 + _S_OFFER.size)
+    refs, pos = _addrs_at(data, pos, MAX_REFERRALS)
+    weakest, bitrate, spare = _S_OFFER_TAIL.unpack_from(data, pos)
+    return Offer(
+        sid, req_id, nid, flags, free, slots, depth, head, anc, refs, weakest, bitrate, spare
+    )
+
+
+def _dec_attach(data: bytes) -> Message:
+    return Attach(*_S_ATTACH.unpack_from(data, 4))
+
+
+def _dec_attach_ok(data: bytes) -> Message:
+    sid, nid, depth, head, start = _S_ATTACH_OK.unpack_from(data, 4)
+    anc, pos = _anc_at(data, 4 + _S_ATTACH_OK.size)
+    return AttachOk(sid, nid, depth, head, start, anc, _U32.unpack_from(data, pos)[0])
+
+
+def _dec_attach_no(data: bytes) -> Message:
+    sid, reason = _S_ATTACH_NO.unpack_from(data, 4)
+    refs, _ = _addrs_at(data, 21, MAX_REFERRALS)
+    return AttachNo(sid, reason, refs)
+
+
+def _dec_seal(data: bytes) -> Message:
+    tag, first, n = _S_SEAL.unpack_from(data, 4)
+    if n == 0 or n > MAX_SEAL_COUNT:
+        raise WireError("bad seal count")
+    pos = 4 + _S_SEAL.size
+    end = pos + n * HASH_LEN
+    if end + SIG_LEN > len(data):
+        raise _truncated()
+    hashes = [data[i : i + HASH_LEN] for i in range(pos, end, HASH_LEN)]
+    return Seal(tag, first, hashes, data[end : end + SIG_LEN])
+
+
+def _dec_nack(data: bytes) -> Message:
+    tag, n = _S_TAG_N.unpack_from(data, 4)
+    if n > MAX_NACK_RANGES:
+        raise WireError("too many ranges")
+    end = 9 + n * _S_RANGE.size
+    if end > len(data):
+        raise _truncated()
+    return Nack(tag, list(_S_RANGE.iter_unpack(data[9:end])))
+
+
+def _dec_pstat(data: bytes) -> Message:
+    tag, depth, head = _S_PSTAT.unpack_from(data, 4)
+    anc, pos = _anc_at(data, 4 + _S_PSTAT.size)
+    backups, pos = _addrs_at(data, pos, 1)
+    return PStat(tag, depth, head, anc, backups[0] if backups else None, data[pos])
+
+
+def _dec_cstat(data: bytes) -> Message:
+    return CStat(*_S_CSTAT.unpack_from(data, 4))
+
+
+def _dec_leave(data: bytes) -> Message:
+    tag, grace = _S_LEAVE.unpack_from(data, 4)
+    refs, _ = _addrs_at(data, 10, MAX_REFERRALS)
+    return Leave(tag, grace, refs)
+
+
+def _dec_detach(data: bytes) -> Message:
+    return Detach(*_S_DETACH.unpack_from(data, 4))
+
+
+def _dec_station(data: bytes) -> Message:
+    return StationMsg(data[4:])
+
+
+def _dec_station_req(data: bytes) -> Message:
+    if len(data) < 4 + STATION_ID_LEN:
+        raise _truncated()
+    return StationReq(data[4 : 4 + STATION_ID_LEN])
+
+
+def _dec_reach_req(data: bytes) -> Message:
+    return ReachReq(_U32.unpack_from(data, 4)[0])
+
+
+def _dec_reach_fwd(data: bytes) -> Message:
+    nonce = _U32.unpack_from(data, 4)[0]
+    target, _ = _addr_at(data, 8)
+    return ReachFwd(nonce, target)
+
+
+def _dec_reach_probe(data: bytes) -> Message:
+    return ReachProbe(_U32.unpack_from(data, 4)[0])
+
+
+def _dec_proxy_req(data: bytes) -> Message:
+    if len(data) < 4 + ID_LEN:
+        raise _truncated()
+    end = 4 + ID_LEN
+    public = _addr_at(data, end)[0] if len(data) > end else None
+    return ProxyReq(data[4:end], public)
+
+
+def _dec_proxy_ok(data: bytes) -> Message:
+    return ProxyOk(data[4])
+
+
+def _dec_via(data: bytes) -> Message:
+    target, pos = _addr_at(data, 4)
+    return Via(target, data[pos:])
+
+
+def _dec_fwd(data: bytes) -> Message:
+    origin, pos = _addr_at(data, 4)
+    return Fwd(origin, data[pos:])
+
+
+def _dec_punch(data: bytes) -> Message:
+    if len(data) < 4 + ID_LEN:
+        raise _truncated()
+    return Punch(data[4 : 4 + ID_LEN])
+
+
+def _dec_bw_train(data: bytes) -> Message:
+    train, index, count = _S_BW_TRAIN.unpack_from(data, 4)
+    return BwTrain(train, index, count, data[4 + _S_BW_TRAIN.size :])
+
+
+def _dec_bw_report(data: bytes) -> Message:
+    return BwReport(*_S_BW_REPORT.unpack_from(data, 4))
+
+
+_DECODERS = {
+    HELLO_REQ: _dec_hello_req,
+    HELLO: _dec_hello,
+    JOIN_REQ: _dec_join_req,
+    OFFER: _dec_offer,
+    ATTACH: _dec_attach,
+    ATTACH_OK: _dec_attach_ok,
+    ATTACH_NO: _dec_attach_no,
+    SEAL: _dec_seal,
+    NACK: _dec_nack,
+    PSTAT: _dec_pstat,
+    CSTAT: _dec_cstat,
+    LEAVE: _dec_leave,
+    DETACH: _dec_detach,
+    STATION: _dec_station,
+    STATION_REQ: _dec_station_req,
+    REACH_REQ: _dec_reach_req,
+    REACH_FWD: _dec_reach_fwd,
+    REACH_PROBE: _dec_reach_probe,
+    PROXY_REQ: _dec_proxy_req,
+    PROXY_OK: _dec_proxy_ok,
+    VIA: _dec_via,
+    FWD: _dec_fwd,
+    PUNCH: _dec_punch,
+    BW_TRAIN: _dec_bw_train,
+    BW_REPORT: _dec_bw_report,
+}
+
+
 def decode(data: bytes) -> Message:
     """Decode a control message (not DATA: use :data:`DATA_HEADER` for that)."""
     mtype = check_header(data)
-    r = _Reader(data, 4)
-    msg: Message
-    if mtype == HELLO_REQ:
-        msg = HelloReq(r.u32(), r.take(ID_LEN), r.take(TAG_LEN), r.u8(), r.u8(), *r.reach())
-    elif mtype == HELLO:
-        req_id, nid, tag, observed = r.u32(), r.take(ID_LEN), r.take(TAG_LEN), r.addr()
-        n = r.u8()
-        if n > MAX_HOSTS:
-            raise WireError("too many hosts")
-        hosts = [
-            HostEntry(r.take(ID_LEN), r.take(TAG_LEN), r.addr(), r.u8(), r.u16(), *r.reach())
-            for _ in range(n)
-        ]
-        msg = Hello(req_id, nid, tag, observed, hosts, *r.reach())
-    elif mtype == JOIN_REQ:
-        msg = JoinReq(r.take(STATION_ID_LEN), r.u32(), r.take(ID_LEN), r.u8(), r.u8(), r.u32())
-    elif mtype == OFFER:
-        sid, req_id, nid = r.take(STATION_ID_LEN), r.u32(), r.take(ID_LEN)
-        flags, free, slots, depth = r.u8(), r.u8(), r.u8(), r.u8()
-        msg = Offer(
-            sid,
-            req_id,
-            nid,
-            flags,
-            free,
-            slots,
-            depth,
-            r.u32(),
-            r.anc(),
-            r.addrs(MAX_REFERRALS),
-            r.u8(),
-            r.u16(),
-            r.u8(),
-        )
-    elif mtype == ATTACH:
-        msg = Attach(r.take(STATION_ID_LEN), r.take(ID_LEN), r.u32(), r.u8(), r.u8())
-    elif mtype == ATTACH_OK:
-        msg = AttachOk(
-            r.take(STATION_ID_LEN),
-            r.take(ID_LEN),
-            r.u8(),
-            r.u32(),
-            r.u32(),
-            r.anc(),
-            r.u32(),
-        )
-    elif mtype == ATTACH_NO:
-        msg = AttachNo(r.take(STATION_ID_LEN), r.u8(), r.addrs(MAX_REFERRALS))
-    elif mtype == SEAL:
-        tag, first = r.take(TAG_LEN), r.u32()
-        n = r.u8()
-        if n == 0 or n > MAX_SEAL_COUNT:
-            raise WireError("bad seal count")
-        hashes = r.many(n, HASH_LEN)
-        msg = Seal(tag, first, hashes, r.take(SIG_LEN))
-    elif mtype == NACK:
-        tag = r.take(TAG_LEN)
-        n = r.u8()
-        if n > MAX_NACK_RANGES:
-            raise WireError("too many ranges")
-        msg = Nack(tag, [(r.u32(), r.u16()) for _ in range(n)])
-    elif mtype == PSTAT:
-        tag, depth, head, anc = r.take(TAG_LEN), r.u8(), r.u32(), r.anc()
-        backups = r.addrs(1)
-        msg = PStat(tag, depth, head, anc, backups[0] if backups else None, r.u8())
-    elif mtype == CSTAT:
-        msg = CStat(r.take(TAG_LEN), r.take(ID_LEN), r.u8(), r.u8(), r.u32(), r.u8())
-    elif mtype == LEAVE:
-        msg = Leave(r.take(TAG_LEN), r.u16(), r.addrs(MAX_REFERRALS))
-    elif mtype == DETACH:
-        msg = Detach(r.take(TAG_LEN), r.take(ID_LEN))
-    elif mtype == STATION:
-        msg = StationMsg(bytes(data[4:]))
-    elif mtype == STATION_REQ:
-        msg = StationReq(r.take(STATION_ID_LEN))
-    elif mtype == REACH_REQ:
-        msg = ReachReq(r.u32())
-    elif mtype == REACH_FWD:
-        msg = ReachFwd(r.u32(), r.addr())
-    elif mtype == REACH_PROBE:
-        msg = ReachProbe(r.u32())
-    elif mtype == PROXY_REQ:
-        nid = r.take(ID_LEN)
-        msg = ProxyReq(nid, r.addr() if r.pos < len(r.data) else None)
-    elif mtype == PROXY_OK:
-        msg = ProxyOk(r.u8())
-    elif mtype == VIA:
-        msg = Via(r.addr(), r.rest())
-    elif mtype == FWD:
-        msg = Fwd(r.addr(), r.rest())
-    elif mtype == PUNCH:
-        msg = Punch(r.take(ID_LEN))
-    elif mtype == BW_TRAIN:
-        msg = BwTrain(r.u32(), r.u8(), r.u8(), r.rest())
-    elif mtype == BW_REPORT:
-        msg = BwReport(r.u32(), r.u8(), r.u32(), r.u32())
-    elif mtype == DATA:
-        raise WireError("DATA is not decoded into an object; use DATA_HEADER")
-    else:
+    dec = _DECODERS.get(mtype)
+    if dec is None:
+        if mtype == DATA:
+            raise WireError("DATA is not decoded into an object; use DATA_HEADER")
         raise UnknownMessage(f"unknown message type {mtype:#x}")
-    r.end()
-    return msg
+    if type(data) is not bytes:
+        data = bytes(data)  # (slices of it become message fields; addresses are cached by them)
+    try:
+        return dec(data)
+    except (struct.error, IndexError) as exc:
+        raise _truncated() from exc
 
 
 def encode_data(tag: bytes, seq: int, ts_ms: int, flags: int, payload: bytes) -> bytes:
