@@ -73,75 +73,25 @@ class Simulator:
     # -------------------------------------------------------------- running
 
     def run_until(self, t: float) -> None:
-        # (the hot loop: _flush inlined, with its loop-invariant lookups hoisted)
         heap = self._heap
         peers = self.peers
-        rng = self.rng
         pop = heapq.heappop
-        push = heapq.heappush
+        flush = self._flush
         while heap and heap[0][0] <= t:
             now, _, kind, dst, data, src = pop(heap)
             self.now = now
             peer = peers.get(dst)
             if peer is None or not peer.alive:
                 continue
-            node = peer.node
             if kind == 0:
                 if peer.timer_at != now:
                     continue  # superseded
                 peer.timer_at = None
-                node.handle_timer(now)
+                peer.node.handle_timer(now)
             else:
                 self.delivered += 1
-                node.receive_datagram(data, src, now)  # type: ignore[arg-type]
-            # _flush(peer), same arithmetic in the same order
-            out = node.datagrams_to_send()
-            if out:
-                link = peer.link
-                drop = self.drop
-                upload = link.upload_bps
-                delay = link.delay
-                here = peer.addr
-                n = self._n
-                for data, dst in out:
-                    dpeer = peers.get(dst)
-                    depart = now
-                    if upload:
-                        busy = peer.busy_until
-                        depart = (now if now >= busy else busy) + len(data) * 8 / upload
-                        peer.busy_until = depart
-                    if dpeer is None:
-                        continue
-                    if drop is not None and drop(here, dst, data):
-                        self.lost += 1
-                        continue
-                    dlink = dpeer.link
-                    loss = link.loss + dlink.loss
-                    if loss and rng.random() < loss:
-                        self.lost += 1
-                        continue
-                    n += 1
-                    push(heap, (depart + delay + dlink.delay, n, 1, dst, data, here))
-                self._n = n
-            side = node.side_datagrams_to_send()
-            if side:
-                self._send_side(peer, side)
-            events = node.events()
-            if events:
-                if self.on_event is not None:
-                    on_event = self.on_event
-                    for ev in events:
-                        on_event(peer, ev)
-                if self.keep_events:
-                    peer.events.extend(events)
-            due = node.get_timer()
-            if due < now:
-                due = now
-            at = peer.timer_at
-            if at is None or due < at or at < now:
-                peer.timer_at = due
-                self._n += 1
-                push(heap, (due, self._n, 0, peer.addr, None, None))
+                peer.node.receive_datagram(data, src, now)  # type: ignore[arg-type]
+            flush(peer)
         self.now = t
 
     def run_for(self, seconds: float) -> None:
