@@ -150,6 +150,7 @@ class App:
         self.created = time.monotonic()
         self.first_audio_at: dict[bytes, float] = {}  # seconds after start
         self.listeners: list[Callable[[ev.Event], None]] = []
+        self._sent_headers: dict[bytes, bytes] = {}  # codec headers given to the node, by station
         self._broadcasts: dict[str, bytes] = {}  # mount -> station id
         self._metas: dict[bytes, StationMeta] = {}
 
@@ -251,6 +252,7 @@ class App:
             nonlocal announced
             frames = framer.push(data)
             if frames and station_id[:4] in self.node.sessions:
+                self._send_headers(station_id, framer)
                 self.node.broadcast_frames(station_id, frames, self.now())
                 self.runtime.flush()
                 if not announced and framer.format() is not None:
@@ -258,6 +260,13 @@ class App:
                     self._announce_format(station_id, codec.name, framer.format())
 
         return push
+
+    def _send_headers(self, sid: bytes, framer: Any) -> None:
+        """Codec headers for late joiners (Ogg), sent before the frames that follow them."""
+        headers = framer.headers()
+        if headers != self._sent_headers.get(sid, b""):
+            self._sent_headers[sid] = headers
+            self.node.set_headers(sid, headers, self.now())
 
     def _announce_format(self, sid: bytes, codec_name: str, fmt: Any) -> None:
         meta = self._metas[sid]
@@ -332,6 +341,7 @@ class App:
                     data, head = head, b""
                 frames = framer.push(data)
                 if frames:
+                    self._send_headers(sid, framer)
                     self.node.broadcast_frames(sid, frames, self.now())
                     self.runtime.flush()
                     fmt = framer.format()
@@ -357,6 +367,10 @@ class App:
                 if not fa.is_set():
                     fa.set()
                     self.first_audio_at[e.station_id] = time.monotonic() - self.created
+        elif isinstance(e, ev.CodecHeaders):
+            out = self.outputs.get(e.station_id)
+            if out is not None:
+                out.set_headers(e.headers)
         elif isinstance(e, ev.StationUpdated):
             rec = e.record
             sid = rec.station_id
