@@ -14,6 +14,7 @@ station-signed seals before they are stored, relayed or played.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import random
 import struct
 from bisect import bisect_left
@@ -44,6 +45,7 @@ from .records import StationKey, StationRecord, Verifier, chunk_hash, tag_of
 from .wire import Addr
 
 _SEQ_TS = struct.Struct("!II")
+_DATA_TS = struct.Struct("!I")
 _NO_TAG = b"\x00\x00\x00\x00"
 _EMPTY_HASH = b"\x00" * wire.HASH_LEN
 MAX_DEPTH = 200  # deeper than any real tree: a parent this deep is in a loop
@@ -338,8 +340,10 @@ class Node:
         self.hosts = HostList(self.config.max_hosts, self.rng)
         self._tx_rate = self.config.upload_kbps * 125.0  # bytes/s, 0 = unknown
         self._tx_free_at = 0.0
-        self._bulk: deque[tuple[bytes, Addr, float]] = deque()  # repairs: after live data
+        # repairs and cushions, after live data: a heap by (deadline, arrival order)
+        self._bulk: list[tuple[float, int, bytes, Addr, float]] = []
         self._bulk_bytes = 0
+        self._bulk_seq = 0
         self.directory: dict[bytes, DirEntry] = {}  # station id -> record, last seen alive
         self.tag_station: dict[bytes, bytes] = {}  # tag -> station id, for the directory
         self.expired: dict[bytes, float] = {}  # station id -> until (no comeback by gossip)
@@ -614,11 +618,29 @@ class Node:
         if not self._tx_rate:
             self._send(data, addr)
             return
-        self._bulk.append((data, addr, self._now))
+        # earliest deadline first: every listener plays a few seconds behind the broadcaster,
+        # so a chunk is due about when the newest chunk we hold is, plus the cushion, minus its
+        # age. Key: that time less the cushion (station-neutral, wraps of ts harmless); control
+        # datagrams (seals) go first
+        key = -_INF
+        if data[3] == _DATA:
+            sess = self.sessions.get(data[4:8])
+            if sess is not None:
+                ts = _DATA_TS.unpack_from(data, 12)[0]
+                if sess.key is not None:  # our own stream: ts counts from ts0
+                    key = sess.ts0 + ts / 1000
+                else:
+                    age = ((sess.head_ts - ts) & 0xFFFFFFFF) / 1000
+                    key = self._now - (age if age < 1e6 else 0.0)
+        self._bulk_seq += 1
+        heap = self._bulk
+        heapq.heappush(heap, (key, self._bulk_seq, data, addr, self._now))
         self._bulk_bytes += len(data)
-        if len(self._bulk) > self.config.max_bulk:
-            old = self._bulk.popleft()
-            self._bulk_bytes -= len(old[0])
+        if len(heap) > self.config.max_bulk:
+            old = max(heap)  # the least urgent goes (its requester asks again elsewhere)
+            heap.remove(old)
+            heapq.heapify(heap)
+            self._bulk_bytes -= len(old[2])
             self.stats.bulk_dropped += 1
 
     def _pump_bulk(self, now: float) -> None:
@@ -626,7 +648,7 @@ class Node:
         bulk = self._bulk
         limit = now + cfg.bulk_backlog
         while bulk and self._tx_free_at < limit:
-            data, addr, t = bulk.popleft()
+            _, _, data, addr, t = heapq.heappop(bulk)
             self._bulk_bytes -= len(data)
             if now - t > cfg.bulk_expiry:
                 self.stats.bulk_dropped += 1
