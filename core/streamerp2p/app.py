@@ -151,7 +151,9 @@ class App:
         self.first_audio_at: dict[bytes, float] = {}  # seconds after start
         self.listeners: list[Callable[[ev.Event], None]] = []
         self._sent_headers: dict[bytes, bytes] = {}  # codec headers given to the node, by station
-        self._broadcasts: dict[str, bytes] = {}  # mount -> station id
+        self._broadcasts: dict[str, bytes] = {}  # mount ("*": any other) -> station id
+        self._live_sources: dict[bytes, str] = {}  # station id -> the source feeding it
+        self._on_air: dict[bytes, bool] = {}  # stations we receive: on air as last heard
         self._metas: dict[bytes, StationMeta] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -220,13 +222,23 @@ class App:
 
     # ------------------------------------------------------------------ broadcasting
 
-    def start_station(self, key: StationKey, meta: StationMeta, mount: str = "/") -> Link:
+    def start_station(
+        self, key: StationKey, meta: StationMeta, mount: str = "*", *, on_air: bool = True
+    ) -> Link:
+        """Start broadcasting a station whose sources connect on ``mount`` ("*": any mount
+        no other station of this node has). ``on_air=False``: off air until a source comes."""
         sid = key.station_id
         self._output(sid, meta)
         self.node.start_broadcast(key, meta, self.now(), wall_ms=int(time.time() * 1000))
+        if not on_air:
+            self.node.set_on_air(sid, False, self.now())
         self.runtime.poke()
-        self._broadcasts[mount] = sid
+        self._broadcasts[_mount_key(mount)] = sid
         return self.link(sid)
+
+    def station_for_mount(self, mount: str) -> bytes | None:
+        """The station a source on ``mount`` feeds: the one on that mount, else the catch-all."""
+        return self._broadcasts.get(_mount_key(mount), self._broadcasts.get("*"))
 
     def link(self, station_id: bytes) -> Link:
         meta = self._metas.get(station_id, StationMeta())
@@ -282,9 +294,16 @@ class App:
         self.runtime.poke()
 
     async def serve_ingest(
-        self, tg: TaskGroup, name: str, host: str, port: int, password: str, station_id: bytes
+        self,
+        tg: TaskGroup,
+        name: str,
+        host: str,
+        port: int,
+        password: str,
+        station_id: bytes | None = None,
     ) -> tuple[str, int]:
-        """Run an ingest server whose sources feed ``station_id``; returns where it listens."""
+        """Run an ingest server; returns where it listens. A source feeds ``station_id`` if
+        given, else the station of its mount (see :meth:`station_for_mount`)."""
         spec = self.plugins.ingest(name)
         started: dict[str, tuple[str, int]] = {}
         ready = anyio.Event()
@@ -296,11 +315,33 @@ class App:
         def check_password(user: str, pw: str) -> bool:
             return hmac.compare_digest(pw.encode(), password.encode())
 
+        def target(mount: str) -> bytes | None:
+            return station_id if station_id is not None else self.station_for_mount(mount)
+
         async def on_source(conn: SourceConnection) -> None:
-            await self._run_source(station_id, conn)
+            sid = target(conn.info.mount)
+            if sid is None:
+                self.out(f"source refused: no station on mount {conn.info.mount} ({conn.peer})")
+                return
+            busy = self._live_sources.get(sid)
+            if busy is not None:
+                self.out(f"source refused: {conn.peer} (the station has a source: {busy})")
+                return
+            self._live_sources[sid] = conn.peer
+            try:
+                await self._run_source(sid, conn)
+            finally:
+                del self._live_sources[sid]
+                if sid[:4] in self.node.sessions:
+                    self.node.set_on_air(sid, False, self.now())
+                    self.runtime.poke()
+                    self.out(f"off air: {self._metas[sid].name or encode_station_id(sid)}")
 
         def on_title(mount: str, title: str) -> None:
-            self.node.update_station(station_id, self.now(), title=title)
+            sid = target(mount)
+            if sid is None or sid[:4] not in self.node.sessions:
+                return
+            self.node.update_station(sid, self.now(), title=title)
             self.runtime.poke()
 
         ctx = IngestContext(host, port, check_password, on_source, on_title, on_started)
@@ -323,6 +364,8 @@ class App:
         )
         self._metas[sid] = meta
         self.out(f"source connected: {conn.peer} {info.content_type} {info.user_agent}".rstrip())
+        self.node.set_on_air(sid, True, self.now())
+        self.runtime.poke()
         head = b""
         framer = None
         codec = None
@@ -381,6 +424,10 @@ class App:
                     out.set_title(rec.title)
             if sid not in self._broadcasts.values():
                 self._metas[sid] = rec.meta
+                if out is not None and self._on_air.get(sid, True) != rec.on_air:
+                    name = rec.meta.name or encode_station_id(sid)
+                    self.out(f"station {'back on air' if rec.on_air else 'off air'}: {name}")
+            self._on_air[sid] = rec.on_air
             text = encode_station_id(sid)
             self.plugins.emit("streamerp2p_station_seen", station_id=text, meta=rec.meta)
             if e.title_changed and rec.title:
@@ -492,3 +539,10 @@ class App:
         while True:
             write_atomic(path, json.dumps(self.status()).encode(), 0o644, durable=False)
             await anyio.sleep(interval)
+
+
+def _mount_key(mount: str) -> str:
+    """Mounts compare without surrounding slashes ("/live/" is "/live"); "*" stays."""
+    if mount == "*":
+        return mount
+    return "/" + mount.strip().strip("/")

@@ -217,6 +217,19 @@ async def _run_node(
     help="HOST:PORT where broadcast tools connect (default 127.0.0.1:8000).",
 )
 @click.option("--password", default=None, help="Source password (default from config).")
+@click.option(
+    "--mount",
+    default="*",
+    show_default=True,
+    help="Mount point of this station's source ('*': any mount no --station has).",
+)
+@click.option(
+    "--station",
+    "more_stations",
+    multiple=True,
+    metavar="MOUNT=NAME",
+    help="Another station of this node, fed by sources on MOUNT (repeatable).",
+)
 @click.option("--tone", is_flag=True, help="Broadcast generated audio instead of an ingest source.")
 @node_options
 @click.pass_context
@@ -229,36 +242,59 @@ def broadcast_cmd(
     ingest: str | None,
     source: Any,
     password: str | None,
+    mount: str,
+    more_stations: tuple[str, ...],
     tone: bool,
     exit_after: float | None,
     status_file: Path | None,
     **node: Any,
 ) -> None:
-    """Run a broadcasting node; prints its streamerp2p:// link."""
+    """Run a broadcasting node; prints its streamerp2p:// link (one per station).
+
+    One node can broadcast several stations: each has its own mount point (``--mount`` for
+    the one named by ``--name``, ``--station /jazz="Jazz FM"`` for more) and its own key.
+    """
+    extra: list[tuple[str, str]] = []
+    for spec in more_stations:
+        m, sep, n = spec.partition("=")
+        if not sep or not m.strip() or not n.strip() or m.strip() == "*":
+            raise click.BadParameter(
+                f"{spec!r}: use MOUNT=NAME, e.g. /jazz=Jazz FM", param_hint="--station"
+            )
+        extra.append(("/" + m.strip().strip("/"), n.strip()))
+    mounts = [mount, *(m for m, _ in extra)]
+    if len(set(mounts)) != len(mounts):
+        raise click.BadParameter("two stations on one mount", param_hint="--station")
     config, sdir, plugins, opts = _setup(ctx, **node)
     ingest = ingest or config.get("ingest.plugin")
     src_host, src_port = source or (config.get("ingest.host"), int(config.get("ingest.port")))
     password = password if password is not None else config.get("ingest.password")
     meta = StationMeta(name=name, genre=genre, description=description, url=station_url)
-    key = load_station_key(sdir, name)
+    stations = [(mount, load_station_key(sdir, name), meta)]
+    stations += [(m, load_station_key(sdir, n), StationMeta(name=n)) for m, n in extra]
     app = App(opts, sdir, plugins, out=_say)
 
     async def body(tg: Any) -> None:
-        link = app.start_station(key, meta)
         _say(f"node: {format_hostport(app.address)}")
-        _say(f"link: {link}")
-        if app.http is not None:
-            _say(f"stream: {app.stream_url(key.station_id)}")
+        for m, key, meta in stations:
+            # with an ingest, a station is off air until its source connects
+            link = app.start_station(key, meta, m, on_air=tone)
+            _say(f"link: {link}" + (f" (mount {m})" if len(stations) > 1 else ""))
+            if app.http is not None:
+                _say(f"stream: {app.stream_url(key.station_id)}")
         if tone:
             from .tone import tone_loop
 
-            tg.start_soon(tone_loop, app, key.station_id)
+            for _, key, _ in stations:
+                tg.start_soon(tone_loop, app, key.station_id)
             _say("source: generated tone")
         else:
-            h, p = await app.serve_ingest(tg, ingest, src_host, src_port, password, key.station_id)
+            h, p = await app.serve_ingest(tg, ingest, src_host, src_port, password)
+            where = format_hostport((h, p))
+            example = "/live" if mount == "*" else mount
             _say(
-                f"ingest: {ingest} on {format_hostport((h, p))} "
-                f"(e.g. icecast://source:PASSWORD@{format_hostport((h, p))}/live)"
+                f"ingest: {ingest} on {where} "
+                f"(e.g. icecast://source:PASSWORD@{where}{example})"
             )
 
     _run(_run_node, app, body, exit_after, status_file)
