@@ -366,6 +366,50 @@ def listen_cmd(
                 p.terminate()
 
 
+@main.command("open")
+@click.argument("link")
+@click.option(
+    "--player",
+    default="default",
+    show_default=True,
+    help="none, default (the desktop's player for .pls) or a player command.",
+)
+@node_options
+@click.pass_context
+def open_cmd(ctx: click.Context, link: str, player: str, **rest: Any) -> None:
+    """Tune in to a streamerp2p:// link and play it (what clicking a link runs)."""
+    ctx.invoke(listen_cmd, link_or_station=link, player=player, **rest)
+
+
+@main.group("url-handler")
+def url_handler() -> None:
+    """Register or remove streamerp2p:// links with the desktop (this user only)."""
+
+
+@url_handler.command("install")
+def url_handler_install() -> None:
+    """Make clicking a streamerp2p:// link run 'streamer open LINK'."""
+    from . import urlhandler
+
+    try:
+        for line in urlhandler.install():
+            _say(line)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@url_handler.command("uninstall")
+def url_handler_uninstall() -> None:
+    """Remove what 'url-handler install' registered."""
+    from . import urlhandler
+
+    try:
+        for line in urlhandler.uninstall():
+            _say(line)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 # ---------------------------------------------------------------------------------- node
 
 
