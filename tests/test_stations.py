@@ -123,3 +123,53 @@ def test_one_node_broadcasts_one_station_per_mount_and_resumes_after_off_air(
             r.close()
         for p in procs:
             p.stop()
+
+
+def test_a_source_sending_garbage_goes_off_air_and_what_came_before_is_kept(
+    tmp_path: Path,
+) -> None:
+    import base64
+    import contextlib
+    import random
+    import socket
+
+    good = tone_file(tmp_path / "good.mp3", 4.0, 128)
+    bc = NodeProcess(
+        node_args(tmp_path, "bc", "broadcast", "--name", "Junk FM", "--advertise", "127.0.0.1",
+                  "--source", "127.0.0.1:0", "--password", "pw", *COMMON),
+        name="broadcaster",
+    )  # fmt: skip
+    procs = [bc]
+    reader = None
+    try:
+        link = bc.value("link:")
+        host, port = bc.value("ingest:").split()[2].rsplit(":", 1)
+        lst = NodeProcess(node_args(tmp_path, "l", "listen", link, *COMMON), name="listener")
+        procs.append(lst)
+        reader = Reader(lst.value("stream:"))
+        lst.wait_line("tuned:")
+        auth = base64.b64encode(b"source:pw").decode()
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            s.sendall(
+                f"PUT /live HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {auth}\r\n"
+                "Content-Type: audio/mpeg\r\nice-name: Junk FM\r\n\r\n".encode()
+            )
+            assert s.recv(1024).startswith(b"HTTP/1.0 200 OK")
+            s.sendall(good)
+            bc.wait_line("source connected:")
+            junk = random.Random(7).randbytes(400_000).replace(b"\xff", b"\x00")
+            with contextlib.suppress(OSError):  # the node may close on us mid-junk
+                s.sendall(junk)
+            bc.wait_line("source dropped:", timeout=20)
+        bc.wait_line("off air: Junk FM", timeout=10)
+        lst.wait_line("station off air: Junk FM", timeout=10)
+        # everything before the junk reached the player, and nothing of the junk
+        assert reader.wait_for(ends_with(good), timeout=15)
+        body = bytes(reader.body)
+        assert body in good and len(body) > len(good) // 2
+        assert bc.proc.poll() is None and lst.proc.poll() is None
+    finally:
+        if reader is not None:
+            reader.close()
+        for p in procs:
+            p.stop()

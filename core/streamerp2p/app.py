@@ -370,6 +370,7 @@ class App:
         framer = None
         codec = None
         announced = False
+        junk = 0  # bytes since the last frame: a source sending garbage is dropped
         try:
             async for data in conn:
                 if framer is None:
@@ -383,6 +384,16 @@ class App:
                     framer = codec.framer()
                     data, head = head, b""
                 frames = framer.push(data)
+                if not frames:
+                    junk += len(data)
+                    if junk > MAX_SOURCE_JUNK:
+                        self.out(
+                            f"source dropped: {conn.peer} sent {junk} bytes without audio "
+                            f"({codec.name if codec else '?'} framer)"
+                        )
+                        return
+                    continue
+                junk = 0
                 if frames:
                     self._send_headers(sid, framer)
                     self.node.broadcast_frames(sid, frames, self.now())
@@ -539,6 +550,11 @@ class App:
         while True:
             write_atomic(path, json.dumps(self.status()).encode(), 0o644, durable=False)
             await anyio.sleep(interval)
+
+
+#: A source whose bytes give no audio frame for this long is dropped (off air): a broken
+#: encoder or the wrong content, rather than a pause (a pause sends nothing at all).
+MAX_SOURCE_JUNK = 256 * 1024
 
 
 def _mount_key(mount: str) -> str:
