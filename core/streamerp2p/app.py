@@ -133,8 +133,10 @@ class App:
         plugins: PluginHost,
         *,
         out: Callable[[str], None] | None = None,
+        config: Any = None,
     ) -> None:
         self.opts = opts
+        self.config = config  # the Config it was made from (front ends read and save it)
         self.state_dir = state_dir
         self.plugins = plugins
         self.out = out or (lambda line: None)
@@ -155,10 +157,12 @@ class App:
         self._live_sources: dict[bytes, str] = {}  # station id -> the source feeding it
         self._on_air: dict[bytes, bool] = {}  # stations we receive: on air as last heard
         self._metas: dict[bytes, StationMeta] = {}
+        self.task_group: TaskGroup | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, tg: TaskGroup) -> None:
+        self.task_group = tg  # (front ends start ingest servers in it)
         self.runtime.bind()
         await tg.start(self.runtime.run)
         if self.http is not None:
@@ -195,6 +199,29 @@ class App:
         self.node.tune(sid, list(link.seeds) + self.opts.seeds, self.now())
         self.runtime.poke()
         return out
+
+    def untune(self, station_id: bytes) -> None:
+        """Stop receiving a station: the node leaves its tree politely (children re-home);
+        players reading its output get the end of the stream."""
+        self.node.untune(station_id, self.now())
+        self.runtime.poke()
+        self._drop_output(station_id)
+
+    def stop_station(self, station_id: bytes) -> None:
+        """Stop broadcasting: off air for good, the tree is told to go."""
+        self.node.stop_broadcast(station_id, self.now())
+        self.runtime.poke()
+        for mount in [m for m, s in self._broadcasts.items() if s == station_id]:
+            del self._broadcasts[mount]
+        self._drop_output(station_id)
+
+    def _drop_output(self, sid: bytes) -> None:
+        out = self.outputs.pop(sid, None)
+        if out is not None:
+            out.end()
+            if self.http is not None:
+                self.http.remove(out.station_id)
+        self.first_audio.pop(sid, None)
 
     def stream_url(self, station_id: bytes) -> str:
         assert self.http is not None

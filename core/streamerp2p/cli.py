@@ -272,7 +272,7 @@ def broadcast_cmd(
     meta = StationMeta(name=name, genre=genre, description=description, url=station_url)
     stations = [(mount, load_station_key(sdir, name), meta)]
     stations += [(m, load_station_key(sdir, n), StationMeta(name=n)) for m, n in extra]
-    app = App(opts, sdir, plugins, out=_say)
+    app = App(opts, sdir, plugins, out=_say, config=config)
 
     async def body(tg: Any) -> None:
         _say(f"node: {format_hostport(app.address)}")
@@ -341,10 +341,10 @@ def listen_cmd(
         link = Link.parse(link_or_station)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="LINK_OR_STATION") from exc
-    _, sdir, plugins, opts = _setup(ctx, **node)
+    config, sdir, plugins, opts = _setup(ctx, **node)
     if not link.seeds and not opts.seeds:
         raise click.ClickException("no host to ask: give a link with seeds or --seed HOST:PORT")
-    app = App(opts, sdir, plugins, out=_say)
+    app = App(opts, sdir, plugins, out=_say, config=config)
     procs: list[subprocess.Popen[bytes]] = []
 
     async def body(tg: Any) -> None:
@@ -427,7 +427,7 @@ def node_cmd(
     """Run a node that relays, gossips and can act as a seed."""
     config, sdir, plugins, opts = _setup(ctx, **node)
     ui = ui or config.get("ui.default")
-    app = App(opts, sdir, plugins, out=_say)
+    app = App(opts, sdir, plugins, out=_say, config=config)
 
     async def body(tg: Any) -> None:
         _say(f"node: {format_hostport(app.address)}")

@@ -481,7 +481,8 @@ class Config:
             raise ConfigError(f"cannot write config file {target}: {e.strerror}") from e
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                os.fchmod(f.fileno(), 0o600)
+                if hasattr(os, "fchmod"):  # (POSIX; on Windows the user's profile ACLs apply)
+                    os.fchmod(f.fileno(), 0o600)
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
