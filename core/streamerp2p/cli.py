@@ -288,14 +288,18 @@ async def _play_internal(app: App, station_id: bytes, volume: int, device: str) 
         _say(f"no sound device: {exc}; {hint}")
         return
 
+    playing: list[Any] = []
+    sink = SoundDeviceSink(device)
+
     def started(decoder: Any, spec: Any) -> None:
+        playing.append(decoder)
         _say(f"player: internal, {spec.name} on {where}, volume {volume} %")
 
     try:
         await decode_output(
             app.outputs[station_id],
             app.plugins,
-            SoundDeviceSink(device),
+            sink,
             gain=volume / 100,
             drain=False,
             started=started,
@@ -310,6 +314,13 @@ async def _play_internal(app: App, station_id: bytes, volume: int, device: str) 
     except Exception as exc:
         logging.getLogger(__name__).exception("internal player failed")
         _say(f"player stopped: {exc}")
+    finally:
+        if playing:
+            st = playing[0].stats
+            _say(
+                f"player: played {st.seconds:.1f} s ({st.decode_errors} decode errors, "
+                f"{sink.underflows} underflows)"
+            )
 
 
 def _start_recordings(

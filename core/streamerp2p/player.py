@@ -205,8 +205,10 @@ RECORD_FORMATS: dict[str, tuple[str, str]] = {
     ".oga": ("OGG", "VORBIS"),
 }
 
-# libsndfile's sf_command codes (sndfile.h); soundfile does not name these two.
+# libsndfile's sf_command code (sndfile.h) that soundfile does not name.
 _SFC_SET_UPDATE_HEADER_AUTO = 0x1061
+# Samples libFLAC may hold before writing a frame (libsndfile's encoder uses 4096 per block).
+_FLAC_MAX_BLOCK = 4608
 
 
 def record_format(path: Path) -> tuple[str, str]:
@@ -227,7 +229,7 @@ class SoundFileSink:
     The file is a valid one at every moment, so a node that is killed leaves a readable
     recording: a WAV file's RIFF and data sizes are rewritten after every write
     (libsndfile's auto header update), a FLAC file's STREAMINFO gets the count of samples
-    safely on disk once a second (it is completed at close), Ogg pages are complete as written
+    safely on disk twice a second (it is completed at close), Ogg pages are complete as written
     (the last second or so, still inside the encoder, is lost on a kill).
     """
 
@@ -261,7 +263,7 @@ class SoundFileSink:
     def write(self, pcm: np.ndarray) -> None:
         self._file.write(np.clip(pcm, -1.0, 1.0))
         self.samples += len(pcm)
-        if self.format == "FLAC" and self.samples - self._flac_patched >= self.rate:
+        if self.format == "FLAC" and self.samples - self._flac_patched >= self.rate // 2:
             self._patch_flac_length()
 
     def close(self, abort: bool = False) -> None:
@@ -276,7 +278,7 @@ class SoundFileSink:
         by a kill would keep "unknown", which libsndfile cannot read. Samples still inside the
         encoder (at most a few blocks) are not counted.
         """
-        safe = self.samples - 4 * 4608
+        safe = self.samples - 2 * _FLAC_MAX_BLOCK
         if safe <= 0:
             return
         try:
@@ -424,21 +426,26 @@ class StreamDecoder:
                 async for data in chunks:
                     self.stats.bytes_in += len(data)
                     pipe.write(data)
-            except anyio.get_cancelled_exc_class():
+            finally:
+                pipe.close()
+
+        async def on_cancel() -> None:
+            # the worker thread cannot be cancelled: tell it to stop (it finishes its block)
+            try:
+                await anyio.sleep_forever()
+            finally:
                 if not drain:
                     self._stop = True
                     pipe.abort()
-                raise
-            finally:
-                pipe.close()
 
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(feed)
+                tg.start_soon(on_cancel)
                 try:
                     await anyio.to_thread.run_sync(self._decode)
                 finally:
-                    tg.cancel_scope.cancel()  # the sink failed: stop reading
+                    tg.cancel_scope.cancel()  # done (or the sink failed): stop reading
         finally:
             pipe.close()
             self.stats.dropped_bytes = pipe.dropped
