@@ -109,3 +109,16 @@ def window_correlations(
         den = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
         out.append(float(np.dot(a, b)) / den if den else 0.0)
     return out
+
+
+def require_portaudio() -> None:
+    """Skip the test locally (fail it in CI) unless sounddevice finds the PortAudio library."""
+    import pytest
+
+    try:
+        import sounddevice  # noqa: F401
+    except OSError as exc:
+        hint = "apt-get install libportaudio2"
+        if in_ci():
+            pytest.fail(f"PortAudio is required in CI ({hint}; .ci/run installs it): {exc}")
+        pytest.skip(f"PortAudio not installed ({hint})")
