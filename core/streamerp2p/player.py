@@ -438,17 +438,23 @@ class StreamDecoder:
                     self._stop = True
                     pipe.abort()
 
+        error: Exception | None = None
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(feed)
                 tg.start_soon(on_cancel)
                 try:
-                    await anyio.to_thread.run_sync(self._decode)
+                    # its own limiter: a long-lived decoder takes no token of anyio's default
+                    await anyio.to_thread.run_sync(self._decode, limiter=anyio.CapacityLimiter(1))
+                except Exception as exc:  # the sink failed (no sound device...): raised as is
+                    error = exc
                 finally:
-                    tg.cancel_scope.cancel()  # done (or the sink failed): stop reading
+                    tg.cancel_scope.cancel()  # done (or failed): stop reading
         finally:
             pipe.close()
             self.stats.dropped_bytes = pipe.dropped
+        if error is not None:
+            raise error
         return self.stats
 
     # ---- decoder thread -------------------------------------------------------------------

@@ -256,3 +256,16 @@ def test_player_options() -> None:
             c.set("player.volume", bad)
     with pytest.raises(ConfigError, match="empty"):
         c.set("player.default", " ")
+
+
+async def test_a_failing_sink_raises_its_own_error(noise: tuple[bytes, np.ndarray]) -> None:
+    class NoDevice(NullSink):
+        def open(self, rate: int, channels: int) -> None:
+            raise NoSoundDevice("default (ALSA): Invalid sample rate")
+
+    async def live() -> AsyncIterator[bytes]:
+        yield noise[0]
+        await anyio.sleep_forever()  # a live stream: the failure must end the reading
+
+    with anyio.fail_after(10), pytest.raises(NoSoundDevice, match="Invalid sample rate"):
+        await StreamDecoder("mp3", NoDevice()).run(live())
