@@ -241,6 +241,7 @@ class SoundFileSink:
         self.rate = 0
         self._file: Any = None
         self._flac_patched = 0
+        self._flac_patching = self.format == "FLAC"
 
     def open(self, rate: int, channels: int) -> None:
         import soundfile as sf
@@ -263,7 +264,7 @@ class SoundFileSink:
     def write(self, pcm: np.ndarray) -> None:
         self._file.write(np.clip(pcm, -1.0, 1.0))
         self.samples += len(pcm)
-        if self.format == "FLAC" and self.samples - self._flac_patched >= self.rate // 2:
+        if self._flac_patching and self.samples - self._flac_patched >= self.rate // 2:
             self._patch_flac_length()
 
     def close(self, abort: bool = False) -> None:
@@ -293,8 +294,8 @@ class SoundFileSink:
                 f.write(word.to_bytes(8, "big"))
             self._flac_patched = self.samples
         except OSError as exc:  # the recording goes on; only the kill-safety is lost
-            log.warning("cannot update %s's length: %s", self.path, exc)
-            self._flac_patched = self.samples
+            log.warning("cannot update %s's length (no longer tried): %s", self.path, exc)
+            self._flac_patching = False
 
 
 def _sf_command(sndfile: Any, command: int, flag: bool) -> None:
@@ -554,11 +555,16 @@ class StreamDecoder:
 
 
 def pick_codec(plugins: PluginHost, meta: StationMeta, head: bytes) -> CodecSpec | None:
-    """The codec of a station: the one its record names, else by content type or sniffing."""
+    """The codec of a station: the one its record names, else the one the first bytes (a frame
+    start, or the codec headers) look like, else the one of its content type.
+
+    (A listener may get audio before the record that names the codec: the broadcaster names
+    it once its first frames are out, and ``content_type`` is only a default until then.)
+    """
     if meta.codec:
         with contextlib.suppress(KeyError):
             return plugins.codec(meta.codec)
-    return plugins.codec_for(meta.content_type or None, head)
+    return plugins.codec_for(None, head) or plugins.codec_for(meta.content_type or None, head)
 
 
 async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

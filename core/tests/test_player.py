@@ -269,3 +269,27 @@ async def test_a_failing_sink_raises_its_own_error(noise: tuple[bytes, np.ndarra
 
     with anyio.fail_after(10), pytest.raises(NoSoundDevice, match="Invalid sample rate"):
         await StreamDecoder("mp3", NoDevice()).run(live())
+
+
+def test_codec_is_sniffed_before_the_default_content_type() -> None:
+    class Oggish:
+        @hookimpl
+        def streamerp2p_codecs(self) -> list[CodecSpec]:
+            return [
+                CodecSpec(
+                    name="oggish",
+                    content_types=("audio/ogg",),
+                    extensions=(".ogg",),
+                    sniff=lambda head, ct: 0.9 if head.startswith(b"OggS") else 0.0,
+                    framer=lambda: None,  # type: ignore[arg-type,return-value]
+                    decoder_format="ogg",
+                )
+            ]
+
+    plugins = load_plugins()
+    plugins.register(Oggish(), "test", "oggish")
+    meta = StationMeta()  # no record yet: content_type is only the default audio/mpeg
+    assert player.pick_codec(plugins, meta, b"OggS\x00\x02" + bytes(100)).name == "oggish"
+    assert player.pick_codec(plugins, meta, bytes(100)).name == "mp3"  # by content type
+    named = StationMeta(codec="oggish", content_type="audio/mpeg")
+    assert player.pick_codec(plugins, named, b"\xff\xfb").name == "oggish"
