@@ -89,6 +89,16 @@ def _record_path(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return list(value)
 
 
+def _check_outputs(records: list[Path], dumps: list[Path]) -> None:
+    """Two recordings or dumps into one file would garble it."""
+    seen: set[Path] = set()
+    for path in [*records, *dumps]:
+        key = path.expanduser().absolute()
+        if key in seen:
+            raise click.BadParameter(f"{path} is given twice", param_hint="--record/--dump")
+        seen.add(key)
+
+
 def record_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--record / --dump: keep what this node plays (commands that have a station)."""
     opts = [
@@ -282,8 +292,8 @@ async def _play_internal(app: App, station_id: bytes, volume: int, device: str) 
     )
 
     hint = "use --record FILE or an external --player"
-    try:
-        where = probe_sound_device(device)
+    try:  # (PortAudio's start can take a moment: not on the event loop)
+        where = await anyio.to_thread.run_sync(probe_sound_device, device)
     except NoSoundDevice as exc:
         _say(f"no sound device: {exc}; {hint}")
         return
@@ -369,6 +379,7 @@ def broadcast_cmd(
     **node: Any,
 ) -> None:
     """Run a broadcasting node; prints its streamerp2p:// link."""
+    _check_outputs(records, dumps)
     config, sdir, plugins, opts = _setup(ctx, **node)
     ingest = ingest or config.get("ingest.plugin")
     src_host, src_port = source or (config.get("ingest.host"), int(config.get("ingest.port")))
@@ -430,7 +441,7 @@ def _open_player(player: str, playlist: Path, url: str) -> subprocess.Popen[byte
     "--volume",
     type=click.IntRange(0, 100),
     default=None,
-    help="Volume of the internal player, 0-100 %% (default from config: 100).",
+    help="Volume of the internal player in percent, 0-100 (default from config: 100).",
 )
 @click.option(
     "--device",
@@ -458,6 +469,7 @@ def listen_cmd(
         link = Link.parse(link_or_station)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="LINK_OR_STATION") from exc
+    _check_outputs(records, dumps)
     config, sdir, plugins, opts = _setup(ctx, **node)
     player = player or config.get("player.default")
     volume = volume if volume is not None else int(config.get("player.volume"))

@@ -293,3 +293,20 @@ def test_codec_is_sniffed_before_the_default_content_type() -> None:
     assert player.pick_codec(plugins, meta, bytes(100)).name == "mp3"  # by content type
     named = StationMeta(codec="oggish", content_type="audio/mpeg")
     assert player.pick_codec(plugins, named, b"\xff\xfb").name == "oggish"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--record", "a.mp3"], "cannot record to '.mp3'"),
+        (["--record", "a.wav", "--dump", "a.wav"], "a.wav is given twice"),
+        (["--volume", "101"], "101 is not in the range"),
+    ],
+)
+def test_listen_refuses_bad_output_options(tmp_path: Path, args: list[str], message: str) -> None:
+    from click.testing import CliRunner
+    from streamerp2p.cli import main
+
+    link = "streamerp2p://y6bx2q2c7hjngzxsaqhsrjv6di?seed=127.0.0.1:1"
+    r = CliRunner().invoke(main, ["--state-dir", str(tmp_path), "listen", link, *args])
+    assert r.exit_code == 2 and message in r.output, r.output
