@@ -221,13 +221,15 @@ def test_recording_has_no_gap_across_parent_switches(tmp_path: Path) -> None:
 
 def test_killed_listener_leaves_valid_recordings(tmp_path: Path) -> None:
     ffmpeg = require_tool("ffmpeg")
+    own = tmp_path / "own.flac"
     procs: list[NodeProcess] = []
     try:
         bc = NodeProcess(
             node_args(
                 tmp_path, "bc", "broadcast", "--name", "Tone", "--tone", "--advertise", "127.0.0.1"
             )
-            + COMMON,
+            + COMMON
+            + ["--record", str(own)],
             name="broadcaster",
         )
         procs.append(bc)
@@ -257,6 +259,12 @@ def test_killed_listener_leaves_valid_recordings(tmp_path: Path) -> None:
             assert len(pcm) >= least * RATE, f"{path.name}: {len(pcm) / RATE:.1f} s"
             if ext != "ogg":  # (lossy a second time: alignment is checked on the others)
                 assert_same_audio(ref, pcm.astype(np.float32), path.name, to_end=False)
+        # the broadcaster recorded its own station from its first frame until it stopped
+        bc.signal(signal.SIGTERM)
+        assert bc.proc.wait(15) == 0
+        assert f"recorded: {own}" in bc.output()
+        pcm, _ = sf.read(own, dtype="float32")
+        assert assert_same_audio(ref, pcm, own.name, to_end=False) == 0
     finally:
         for p in procs:
             p.stop()
