@@ -79,6 +79,8 @@ def node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _record_path(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if not value:
+        return []
     from .player import record_format
 
     for path in value:

@@ -468,7 +468,7 @@ class StreamDecoder:
             while not self._stop and not self._pipe.drained:
                 try:
                     container = av.open(
-                        self._pipe, mode="r", format=self.format, options=_OPEN_OPTIONS
+                        self._pipe, mode="r", format=self.format, container_options=_OPEN_OPTIONS
                     )
                 except (av.error.FFmpegError, ValueError, EOFError) as exc:
                     if self._pipe.drained:
