@@ -257,17 +257,23 @@ async def _record(app: App, station_id: bytes, path: Path) -> None:
     from .player import CannotDecode, SoundFileSink, decode_output
 
     sink = SoundFileSink(path, on_open=lambda what: _say(f"recording: {path} ({what})"))
-    stats = None
+    decoders: list[Any] = []
     try:
-        stats = await decode_output(app.outputs[station_id], app.plugins, sink)
+        await decode_output(
+            app.outputs[station_id],
+            app.plugins,
+            sink,
+            started=lambda decoder, spec: decoders.append(decoder),
+        )
     except CannotDecode as exc:
         _say(f"cannot record {path}: {exc}; --dump FILE keeps the stream as it is")
     except Exception as exc:  # a full disk, an unwritable path...: the node goes on
         _say(f"recording {path} stopped: {exc}")
     finally:
-        if sink.samples:
-            errors = f", {stats.decode_errors} decode errors" if stats is not None else ""
-            _say(f"recorded: {path} ({sink.samples / max(sink.rate, 1):.1f} s{errors})")
+        if sink.samples and decoders:
+            errors = decoders[0].stats.decode_errors
+            seconds = sink.samples / max(sink.rate, 1)
+            _say(f"recorded: {path} ({seconds:.1f} s, {errors} decode errors)")
 
 
 async def _dump(app: App, station_id: bytes, path: Path) -> None:
