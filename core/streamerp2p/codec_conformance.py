@@ -1,0 +1,505 @@
+"""The conformance suite every codec plugin runs, and the encoded fixtures it runs on.
+
+A codec plugin's tests subclass :class:`CodecConformance`, name their CodecSpec and their
+fixtures, and get the shared checks::
+
+    from streamerp2p.codec_conformance import CodecConformance
+
+    class TestConformance(CodecConformance):
+        codec = plugin.streamerp2p_codecs()[0]
+        fixtures = ("aac",)  # kinds of :func:`fixture` in this codec's format
+
+The checks: ``sniff`` scores its own fixtures high and the other formats' fixtures, random
+bytes and empty input low (and never raises); framing gives the same frames for 1-byte, random
+and whole reads, and the frames are the input minus the bytes counted as skipped; a player that
+joins the node's local output (a :class:`~streamerp2p.output.StationOutput` fed the frames as
+the node feeds it, with the framer's headers and the codec's ``rejoin``) at random points gets a
+stream real ffmpeg decodes; corrupt input (flipped bytes, truncation, inserted junk) is skipped
+and counted, never an exception.
+
+Fixtures are encoded with PyAV (FFmpeg's encoders: libmp3lame, the native Vorbis encoder,
+libopus, the native AAC encoder) once per process. This module imports pytest and hypothesis:
+use it from tests only (they are in the workspace's dev dependencies).
+"""
+
+from __future__ import annotations
+
+import array
+import io
+import math
+import random
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, ClassVar
+
+import anyio
+import anyio.lowlevel
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .output import StationOutput
+from .testing import in_ci, require_tool
+from .types import CodecSpec, Frame, Framer, StationMeta
+
+__all__ = [
+    "FIXTURE_KINDS",
+    "CodecConformance",
+    "Fixture",
+    "decode_with_ffmpeg",
+    "fixture",
+    "frames_of",
+    "late_join",
+]
+
+# --------------------------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fixture:
+    """An encoded stream: its bytes, the content type a source would declare, its length."""
+
+    kind: str
+    data: bytes
+    content_type: str
+    seconds: float
+    format: str  # FFmpeg demuxer name
+
+
+def _signal(rate: int, seconds: float, freq: float) -> array.array[float]:
+    """A chirp from ``freq`` Hz up, with a 2 Hz tremolo, as float samples in [-0.5, 0.5]."""
+    count = int(rate * seconds)
+    two_pi = 2 * math.pi
+    return array.array(
+        "f",
+        (
+            0.4
+            * (0.75 + 0.25 * math.sin(two_pi * 2 * i / rate))
+            * math.sin(two_pi * (freq + 200 * i / rate / seconds) * i / rate)
+            for i in range(count)
+        ),
+    )
+
+
+def encode(
+    codec: str,
+    container: str,
+    *,
+    rate: int,
+    layout: str = "stereo",
+    seconds: float = 3.0,
+    bit_rate: int | None = None,
+    freq: float = 440.0,
+    metadata: dict[str, str] | None = None,
+    container_options: dict[str, str] | None = None,
+    codec_options: dict[str, str] | None = None,
+) -> bytes:
+    """Encode a chirp with PyAV's ``codec`` into ``container`` (FFmpeg muxer names)."""
+    import av
+
+    channels = 1 if layout == "mono" else 2
+    mono = _signal(rate, seconds, freq)
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=container, options=container_options or {}) as out:
+        for key, value in (metadata or {}).items():
+            out.metadata[key] = value
+        stream: Any = out.add_stream(codec, rate=rate, layout=layout, options=codec_options or {})
+        if bit_rate is not None:
+            stream.bit_rate = bit_rate
+        ctx = stream.codec_context
+        supported = [f.name for f in ctx.codec.audio_formats or []]
+        fmt = "fltp" if "fltp" in supported else "flt"
+        ctx.format = fmt
+        ctx.open()
+        step = ctx.frame_size or 1152
+        pts = 0
+        for start in range(0, len(mono), step):
+            part = mono[start : start + step]
+            frame = av.AudioFrame(format=fmt, layout=layout, samples=len(part))
+            if fmt == "fltp":
+                for plane in frame.planes[:channels]:
+                    plane.update(part.tobytes())
+            else:  # "flt": interleaved
+                inter = array.array("f", (s for s in part for _ in range(channels)))
+                frame.planes[0].update(inter.tobytes())
+            frame.sample_rate = rate
+            frame.pts = pts
+            pts += len(part)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buf.getvalue()
+
+
+def _vorbis(serial: int, rate: int, title: str, freq: float, seconds: float = 3.0) -> bytes:
+    return encode(
+        "vorbis",
+        "ogg",
+        rate=rate,
+        seconds=seconds,
+        freq=freq,
+        metadata={"title": title, "artist": "Streamer P2P"},
+        container_options={"serial_offset": str(serial), "page_duration": "100000"},
+        codec_options={"strict": "experimental"},
+    )
+
+
+def _opus(serial: int, bit_rate: int, title: str, freq: float, seconds: float = 3.0) -> bytes:
+    return encode(
+        "libopus",
+        "ogg",
+        rate=48000,
+        seconds=seconds,
+        bit_rate=bit_rate,
+        freq=freq,
+        metadata={"title": title, "artist": "Streamer P2P"},
+        container_options={"serial_offset": str(serial), "page_duration": "100000"},
+    )
+
+
+_MAKERS: dict[str, Callable[[], Fixture]] = {
+    "mp3": lambda: Fixture(
+        "mp3",
+        encode("libmp3lame", "mp3", rate=44100, bit_rate=128_000),
+        "audio/mpeg",
+        3.0,
+        "mp3",
+    ),
+    # There is no mp3PRO encoder: an MPEG-2 22.05 kHz mp3 is what an mp3PRO stream looks like
+    # to a plain mp3 decoder (the SBR data hides in the ancillary bits). Declared as mp3PRO.
+    "mp3pro": lambda: Fixture(
+        "mp3pro",
+        encode("libmp3lame", "mp3", rate=22050, bit_rate=64_000),
+        "audio/mp3pro",
+        3.0,
+        "mp3",
+    ),
+    "vorbis": lambda: Fixture(
+        "vorbis", _vorbis(1111, 44100, "First tone", 440.0), "audio/ogg", 3.0, "ogg"
+    ),
+    # A source that restarts: a second encode (other serial, sample rate and title) follows.
+    "vorbis-chained": lambda: Fixture(
+        "vorbis-chained",
+        _vorbis(1111, 44100, "First tone", 440.0, 2.0) + _vorbis(2222, 22050, "Second", 880.0, 2.0),
+        "audio/ogg",
+        4.0,
+        "ogg",
+    ),
+    "opus": lambda: Fixture(
+        "opus", _opus(3333, 64_000, "Opus tone", 440.0), "audio/ogg; codecs=opus", 3.0, "ogg"
+    ),
+    "opus-chained": lambda: Fixture(
+        "opus-chained",
+        _opus(3333, 64_000, "Opus tone", 440.0, 2.0) + _opus(4444, 32_000, "Again", 660.0, 2.0),
+        "audio/ogg; codecs=opus",
+        4.0,
+        "ogg",
+    ),
+    "aac": lambda: Fixture(
+        "aac",
+        encode("aac", "adts", rate=44100, bit_rate=96_000),
+        "audio/aac",
+        3.0,
+        "aac",
+    ),
+}
+
+#: The fixture kinds :func:`fixture` makes.
+FIXTURE_KINDS: tuple[str, ...] = tuple(_MAKERS)
+
+
+@cache
+def fixture(kind: str) -> Fixture:
+    """The encoded fixture ``kind`` (one of :data:`FIXTURE_KINDS`), made once per process."""
+    pytest.importorskip("av")
+    return _MAKERS[kind]()
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+
+def frames_of(framer: Framer, data: bytes, cuts: list[int] | None = None) -> list[Frame]:
+    """Push ``data`` into ``framer`` cut at ``cuts`` (whole if None), flush, return frames."""
+    out: list[Frame] = []
+    last = 0
+    for cut in sorted(cuts or []):
+        out += framer.push(data[last:cut])
+        last = cut
+    out += framer.push(data[last:])
+    out += framer.flush()
+    return out
+
+
+def late_join(
+    codec: CodecSpec, data: bytes, join_at: int, *, burst_bytes: int = 4096
+) -> tuple[bytes, list[Frame]]:
+    """What a player gets when it connects to the node's local output after the first
+    ``join_at`` frames of ``data`` went out.
+
+    The output is fed every frame as the node feeds it (``feed(frame.data, frame.sync)``, the
+    headers from ``framer.headers()`` as known at that point, the codec's ``rejoin``); the
+    player subscribes after frame ``join_at`` and reads live: after each frame fed, it reads
+    everything it can before the next one is fed. Returns the bytes read and all the frames.
+    """
+    frames = frames_of(codec.framer(), data)
+
+    async def run() -> bytes:
+        out = StationOutput("test", StationMeta(), burst_bytes=burst_bytes, rejoin=codec.rejoin)
+        live = codec.framer()
+        chunks: list[bytes] = []
+
+        def feed(frame: Frame) -> None:
+            live.push(frame.data)
+            out.set_headers(live.headers())
+            out.feed(frame.data, frame.sync)
+
+        for frame in frames[:join_at]:
+            feed(frame)
+        sub = out.subscribe()
+
+        def reader_blocked() -> bool:  # waiting for the next feed, or done
+            return sub.closed or (sub._waiter is not None and sub._waiter in out._waiters)
+
+        async def read() -> None:
+            async with sub:
+                async for chunk in sub:
+                    chunks.append(chunk)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read)
+            for frame in frames[join_at:]:
+                while not reader_blocked():
+                    await anyio.lowlevel.checkpoint()
+                feed(frame)
+            while not reader_blocked():
+                await anyio.lowlevel.checkpoint()
+            out.end()
+        return b"".join(chunks)
+
+    return anyio.run(run), frames
+
+
+@dataclass(frozen=True)
+class Decoded:
+    returncode: int
+    seconds: float  # decoded audio duration
+    errors: str  # ffmpeg's error output
+
+
+_PCM_OUT = ("-f", "s16le", "-ac", "1", "-ar", "8000")  # 16000 bytes per second
+
+
+def decode_with_ffmpeg(data: bytes, demuxer: str | None = None) -> Decoded:
+    """Decode ``data`` with the real ffmpeg (to 8 kHz mono s16); how long and how cleanly."""
+    ffmpeg = require_tool("ffmpeg")
+    fmt = ["-f", demuxer] if demuxer else []
+    proc = subprocess.run(
+        [ffmpeg, "-nostdin", "-v", "error", *fmt, "-i", "pipe:0", *_PCM_OUT, "pipe:1"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    return Decoded(proc.returncode, len(proc.stdout) / 16000, proc.stderr.decode(errors="replace"))
+
+
+def _mutate(rng: random.Random, data: bytes) -> bytes:
+    """Flip bytes, insert junk, cut pieces out and truncate."""
+    out = bytearray(data)
+    for _ in range(rng.randrange(1, 12)):
+        at = rng.randrange(len(out) + 1)
+        action = rng.randrange(4)
+        if action == 0 and out:
+            at = min(at, len(out) - 1)
+            out[at] ^= 1 << rng.randrange(8)
+        elif action == 1:
+            out[at:at] = rng.randbytes(rng.randrange(1, 300))
+        elif action == 2:
+            del out[at : at + rng.randrange(1, 500)]
+        else:
+            out[at:at] = bytes(out[max(0, at - 700) : at])  # a repeated piece
+    if rng.random() < 0.5:
+        del out[rng.randrange(len(out) + 1) :]
+    return bytes(out)
+
+
+_EXAMPLES = 15 if in_ci() else 25
+
+
+# --------------------------------------------------------------------------------------------
+# The suite
+# --------------------------------------------------------------------------------------------
+
+
+class CodecConformance:
+    """Subclass as ``TestSomething`` with ``codec`` (the CodecSpec) and ``fixtures`` (kinds of
+    :func:`fixture` in this codec's format); ``foreign`` defaults to every other kind.
+
+    ``late_join_errors_allowed``: ffmpeg lines a late joiner may cause (mp3's bit reservoir
+    makes the first frames after a join refer to data the player never got: FFmpeg says so
+    once and goes on).
+    """
+
+    codec: ClassVar[CodecSpec]
+    fixtures: ClassVar[tuple[str, ...]]
+    foreign: ClassVar[tuple[str, ...] | None] = None
+    late_join_points: ClassVar[int] = 4
+    late_join_errors_allowed: ClassVar[int] = 0
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    @classmethod
+    def _own(cls) -> list[Fixture]:
+        return [fixture(kind) for kind in cls.fixtures]
+
+    @classmethod
+    def _foreign(cls) -> list[Fixture]:
+        kinds = cls.foreign
+        if kinds is None:
+            mine = {k.split("-")[0] for k in cls.fixtures}
+            kinds = tuple(k for k in FIXTURE_KINDS if k.split("-")[0] not in mine)
+        return [fixture(kind) for kind in kinds]
+
+    def _conserved(self, framer: Framer, frames: list[Frame]) -> None:
+        s = framer.stats
+        assert s.frames == len(frames)
+        assert s.bytes_in == sum(len(f.data) for f in frames) + s.skipped_bytes
+
+    # ---- sniffing --------------------------------------------------------------------------
+
+    def test_sniff_own_format_high(self) -> None:
+        for fix in self._own():
+            head = fix.data[:4096]
+            assert self.codec.sniff(head, fix.content_type) >= 0.9, fix.kind
+            # without a content type too, unless the format is only known by what sources say
+            if not self.codec.passthrough:
+                assert self.codec.sniff(head, None) > 0.5, fix.kind
+
+    def test_sniff_others_low(self) -> None:
+        for fix in self._foreign():
+            for ctype in (fix.content_type, None):
+                score = self.codec.sniff(fix.data[:4096], ctype)
+                assert score <= 0.5, (fix.kind, ctype, score)
+        rng = random.Random(5)
+        for _ in range(20):
+            assert self.codec.sniff(rng.randbytes(rng.randrange(4096)), None) <= 0.5
+        assert self.codec.sniff(b"", None) <= 0.5
+
+    @settings(max_examples=_EXAMPLES * 4, deadline=None)
+    @given(st.binary(max_size=4096), st.sampled_from([None, "", "audio/mpeg", "audio/ogg", "x"]))
+    def test_sniff_never_raises(self, head: bytes, ctype: str | None) -> None:
+        assert 0.0 <= self.codec.sniff(head, ctype) <= 1.0
+
+    def test_plugin_host_picks_it(self) -> None:
+        from .plugins import load_plugins
+
+        host = load_plugins(groups=["streamerp2p.codecs"])
+        for fix in self._own():
+            found = host.codec_for(fix.content_type, fix.data[:4096])
+            assert found is not None and found.name == self.codec.name, fix.kind
+
+    # ---- framing ---------------------------------------------------------------------------
+
+    def test_frames_cover_the_stream(self) -> None:
+        for fix in self._own():
+            framer = self.codec.framer()
+            frames = frames_of(framer, fix.data)
+            assert len(frames) > 10, fix.kind
+            assert any(f.sync for f in frames)
+            self._conserved(framer, frames)
+            joined = b"".join(f.data for f in frames)
+            assert len(joined) >= 0.95 * len(fix.data), fix.kind  # tags at most
+            assert joined in fix.data or framer.stats.skipped_bytes > 0
+            assert framer.stats.errors == 0, (fix.kind, framer.stats.reasons)
+            assert framer.format() is not None
+
+    def test_same_frames_for_any_read_size(self) -> None:
+        rng = random.Random(11)
+        for fix in self._own():
+            data = fix.data[:30000]
+            whole = frames_of(self.codec.framer(), data)
+            ones = frames_of(self.codec.framer(), data, list(range(1, len(data))))
+            assert ones == whole, fix.kind
+            for _ in range(3):
+                cuts = [rng.randrange(len(data)) for _ in range(rng.randrange(1, 60))]
+                assert frames_of(self.codec.framer(), data, cuts) == whole, fix.kind
+
+    @settings(
+        max_examples=_EXAMPLES,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(st.data())
+    def test_split_anywhere(self, data: st.DataObject) -> None:
+        fix = data.draw(st.sampled_from(self._own()), label="fixture")
+        stream = fix.data[:20000]
+        cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=30), label="cuts")
+        a, b = self.codec.framer(), self.codec.framer()
+        assert frames_of(a, stream, cuts) == frames_of(b, stream)
+        assert a.stats == b.stats
+
+    # ---- corruption ------------------------------------------------------------------------
+
+    @settings(
+        max_examples=_EXAMPLES,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(st.randoms(use_true_random=False), st.data())
+    def test_corrupt_input_is_skipped_and_counted(
+        self, rng: random.Random, data: st.DataObject
+    ) -> None:
+        fix = data.draw(st.sampled_from(self._own()), label="fixture")
+        stream = _mutate(rng, fix.data[:25000])
+        cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=20), label="cuts")
+        framer = self.codec.framer()
+        frames = frames_of(framer, stream, cuts)
+        self._conserved(framer, frames)
+        reference = self.codec.framer()
+        assert frames_of(reference, stream) == frames
+        clean = frames_of(self.codec.framer(), fix.data[:25000])
+        if len(frames) < len(clean) - 2 or frames != clean[: len(frames)]:
+            # something was lost or changed: it must show in the counters
+            assert framer.stats.skipped_bytes > 0 or framer.stats.errors > 0
+
+    def test_garbage_never_raises(self) -> None:
+        rng = random.Random(3)
+        for size in (0, 1, 3, 27, 100, 5000, 70000):
+            framer = self.codec.framer()
+            frames = frames_of(framer, rng.randbytes(size), [size // 3, size // 2])
+            self._conserved(framer, frames)
+            framer.headers()
+            framer.format()
+        for fix in self._foreign():  # another format: skipped (nothing of ours in it)
+            framer = self.codec.framer()
+            frames = frames_of(framer, fix.data[:20000], [777, 5000])
+            self._conserved(framer, frames)
+
+    # ---- late join -------------------------------------------------------------------------
+
+    def test_late_join_decodes_with_ffmpeg(self) -> None:
+        require_tool("ffmpeg")
+        rng = random.Random(2024)
+        for fix in self._own():
+            frames = frames_of(self.codec.framer(), fix.data)
+            points = [1, *sorted(rng.sample(range(2, len(frames) - 5), self.late_join_points))]
+            for join_at in points:
+                got, _ = late_join(self.codec, fix.data, join_at)
+                rest = sum(len(f.data) for f in frames[join_at:])
+                assert len(got) >= rest * 0.5, (fix.kind, join_at)
+                decoded = decode_with_ffmpeg(got, fix.format)
+                where = f"{fix.kind}, joined after frame {join_at} of {len(frames)}"
+                assert decoded.returncode == 0, (where, decoded.errors)
+                lines = [line for line in decoded.errors.splitlines() if line.strip()]
+                assert len(lines) <= self.late_join_errors_allowed, (where, decoded.errors)
+                # at least what remained after the join point, minus the burst slack
+                expected = fix.seconds * rest / sum(len(f.data) for f in frames)
+                assert decoded.seconds >= expected * 0.8 - 0.1, (where, decoded.seconds)
+                assert decoded.seconds <= fix.seconds + 0.5, (where, decoded.seconds)
