@@ -10,4 +10,4 @@ class TestMp3ProConformance(CodecConformance):
     codec = plugin.streamerp2p_codecs()[0]
     fixtures = ("mp3pro",)
     foreign = ("mp3", "vorbis", "opus", "aac")  # plain mp3 above all: never claimed
-    late_join_errors_allowed = 1  # mp3's bit reservoir (see CodecConformance)
+    late_join_errors_allowed = 0
