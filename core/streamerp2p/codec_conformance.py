@@ -164,6 +164,109 @@ def _opus(serial: int, bit_rate: int, title: str, freq: float, seconds: float = 
     )
 
 
+def _opus_duration(packet: bytes) -> int:
+    """Samples (at 48 kHz) in an Opus packet, from its TOC byte (RFC 6716, section 3.1)."""
+    if not packet:
+        return 0
+    config, code = packet[0] >> 3, packet[0] & 3
+    if config < 12:  # SILK: 10, 20, 40, 60 ms
+        size = (480, 960, 1920, 2880)[config & 3]
+    elif config < 16:  # hybrid: 10, 20 ms
+        size = (480, 960)[config & 1]
+    else:  # CELT: 2.5, 5, 10, 20 ms
+        size = (120, 240, 480, 960)[config & 3]
+    count = 1 if code == 0 else 2 if code < 3 else (packet[1] & 0x3F if len(packet) > 1 else 0)
+    return size * count
+
+
+def repage_ogg(data: bytes, body_size: int, duration: Callable[[bytes], int]) -> bytes:
+    """Re-page a one-stream Ogg file as libogg does: audio pages are filled up to about
+    ``body_size`` bytes, packets continue across pages (``duration(packet)`` gives each
+    packet's granule length, to keep every page's granule position exact). Header pages are
+    kept as they are."""
+    import struct
+
+    head = struct.Struct("<4sBBqIIIB")
+
+    def page_crc(page: bytes) -> int:
+        crc = 0
+        for byte in page:
+            crc ^= byte << 24
+            for _ in range(8):
+                crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+        return crc
+
+    pos = 0
+    out: list[bytes] = []
+    packets: list[tuple[bytes, int]] = []  # audio packets with their end granule
+    partial = b""
+    serial = seq = 0
+    headers_done = False
+    while pos < len(data):
+        _, _, flags, granule, serial, seq_in, _, nsegs = head.unpack_from(data, pos)
+        lacing = data[pos + 27 : pos + 27 + nsegs]
+        body = data[pos + 27 + nsegs : pos + 27 + nsegs + sum(lacing)]
+        length = 27 + nsegs + len(body)
+        if not headers_done:
+            out.append(data[pos : pos + length])
+            seq = seq_in + 1
+            headers_done = granule == 0 and lacing[-1:] != b"\xff" and not flags & 2
+            pos += length
+            continue
+        ended: list[bytes] = []
+        start = cur = 0
+        for value in lacing:
+            cur += value
+            if value < 255:
+                ended.append(partial + body[start:cur])
+                partial = b""
+                start = cur
+        partial += body[start:cur]
+        end = granule
+        for packet in reversed(ended):
+            packets.append((packet, end))
+            end -= duration(packet)
+        packets[len(packets) - len(ended) :] = reversed(packets[len(packets) - len(ended) :])
+        pos += length
+    eos_flag = 4
+
+    def emit(segs: list[int], chunk: bytes, flags: int, granule: int) -> None:
+        nonlocal seq
+        page = head.pack(b"OggS", 0, flags, granule, serial, seq, 0, len(segs))
+        page += bytes(segs) + chunk
+        crc = page_crc(page)
+        out.append(page[:22] + crc.to_bytes(4, "little") + page[26:])
+        seq += 1
+
+    segs: list[int] = []
+    chunk = b""
+    granule = -1
+    continued = 0
+    for index, (packet, end) in enumerate(packets):
+        rest = packet
+        while True:
+            piece = rest[:255]
+            rest = rest[255:]
+            segs.append(len(piece))
+            chunk += piece
+            done = len(piece) < 255 or (not rest and len(piece) < 255)
+            if len(piece) == 255 and not rest:
+                segs.append(0)  # a packet of a multiple of 255 bytes ends with a 0 lacing
+                done = True
+            if done:
+                granule = end
+            if len(chunk) >= body_size or len(segs) >= 250:
+                last = index == len(packets) - 1 and done
+                emit(segs, chunk, continued | (eos_flag if last else 0), granule)
+                continued = 0 if done else 1
+                segs, chunk, granule = [], b"", -1
+            if done:
+                break
+    if segs:
+        emit(segs, chunk, continued | eos_flag, granule)
+    return b"".join(out)
+
+
 _MAKERS: dict[str, Callable[[], Fixture]] = {
     "mp3": lambda: Fixture(
         "mp3",
@@ -200,6 +303,15 @@ _MAKERS: dict[str, Callable[[], Fixture]] = {
         _opus(3333, 64_000, "Opus tone", 440.0, 2.0) + _opus(4444, 32_000, "Again", 660.0, 2.0),
         "audio/ogg; codecs=opus",
         4.0,
+        "ogg",
+    ),
+    # libogg-style pages (about 1 KiB, packets continuing across pages), which FFmpeg's muxer
+    # never makes: pages whose first packet continues are not places to start.
+    "opus-paged": lambda: Fixture(
+        "opus-paged",
+        repage_ogg(_opus(5555, 128_000, "Paged", 550.0), 1024, _opus_duration),
+        "audio/ogg",
+        3.0,
         "ogg",
     ),
     "aac": lambda: Fixture(
@@ -589,7 +701,9 @@ class CodecConformance:
             points = [1, *sorted(rng.sample(range(2, len(frames) - 3), self.late_join_points))]
             for join_at in points:
                 got, _ = late_join(self.codec, fix.data, join_at)
-                rest = sum(len(f.data) for f in frames[join_at:])
+                # a player starts at a sync frame: the first one from the join point on
+                start = next((i for i in range(join_at, len(frames)) if frames[i].sync), None)
+                rest = sum(len(f.data) for f in frames[start:]) if start is not None else 0
                 where = f"{fix.kind}, joined after frame {join_at} of {len(frames)}"
                 assert len(got) >= rest * 0.5, where
                 decoded = decode_with_ffmpeg(got, fix.format)

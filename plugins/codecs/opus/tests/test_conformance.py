@@ -8,4 +8,4 @@ from streamerp2p_opus import plugin
 
 class TestOpusConformance(CodecConformance):
     codec = plugin.streamerp2p_codecs()[0]
-    fixtures = ("opus", "opus-chained")
+    fixtures = ("opus", "opus-chained", "opus-paged")
