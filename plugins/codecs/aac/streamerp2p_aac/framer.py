@@ -256,17 +256,21 @@ def find_frame_pair(data: bytes, start: int = 0) -> int:
 def sniff(head: bytes, content_type: str | None) -> float:
     """Confidence that a stream starting with ``head`` is ADTS AAC.
 
-    1.0 for an AAC content type with an empty or ADTS-looking head (an ADTS header or ID3v2
-    tag at the start, or two consecutive frames); 0.9 for two consecutive consistent ADTS frames
-    under no or another content type; 0.0 otherwise. Never raises.
+    1.0 for an AAC content type with an empty or ADTS-looking head (an ADTS header at the
+    start or after an ID3v2 tag, two consecutive frames, or a tag longer than the head); 0.9
+    for two consecutive consistent ADTS frames under no or another content type; 0.0
+    otherwise. Never raises.
     """
     try:
         head = bytes(head or b"")
         tag = _id3v2_length(head, 0)
         pair = find_frame_pair(head, tag) >= 0
         mime = (content_type or "").split(";", 1)[0].strip().lower()
-        if mime in CONTENT_TYPES and (not head or tag or pair or parse_header(head) is not None):
-            return 1.0
+        if mime in CONTENT_TYPES:
+            if tag and len(head) < tag + 7:
+                return 1.0  # all tag so far: cannot tell yet, trust the content type
+            if not head or pair or parse_header(head, tag) is not None:
+                return 1.0
         return 0.9 if pair else 0.0
     except Exception:
         return 0.0
