@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -60,15 +61,26 @@ def _crc_table() -> tuple[int, ...]:
 
 
 _CRC_TABLE = _crc_table()
+_BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
 
 
-def crc32(data: bytes) -> int:
-    """The Ogg page CRC of ``data`` (the whole page with its CRC field zeroed)."""
+def crc32_reference(data: bytes) -> int:
+    """The Ogg page CRC, byte by byte (the definition; :func:`crc32` is the fast one)."""
     crc = 0
     table = _CRC_TABLE
     for byte in data:
         crc = ((crc << 8) & 0xFFFFFFFF) ^ table[(crc >> 24) ^ byte]
     return crc
+
+
+def crc32(data: bytes) -> int:
+    """The Ogg page CRC of ``data`` (the whole page with its CRC field zeroed).
+
+    Computed with zlib's (reflected) CRC-32, which has the same polynomial: on bit-reversed
+    bytes, started from 0 and without the final inversion, it gives the bit-reversed Ogg CRC.
+    """
+    raw = zlib.crc32(bytes(data).translate(_BIT_REVERSED), 0xFFFFFFFF) ^ 0xFFFFFFFF
+    return int(f"{raw:032b}"[::-1], 2)
 
 
 class Page(NamedTuple):

@@ -17,6 +17,7 @@ from streamerp2p_vorbis.ogg import (
     Page,
     build_page,
     crc32,
+    crc32_reference,
     page_at,
     parse_page,
 )
@@ -56,6 +57,13 @@ def test_crc_matches_the_encoder() -> None:
     assert page_at(bytes(broken), 0) == 0
     assert page_at(first[:30], 0) == -1
     assert page_at(b"OggS\x01" + first[5:], 0) == 0  # version 1 does not exist
+
+
+def test_fast_crc_is_the_reference_crc() -> None:
+    rng = random.Random(4)
+    for size in (0, 1, 3, 27, 255, 4096, 65307):
+        data = rng.randbytes(size)
+        assert crc32(data) == crc32_reference(data)
 
 
 def test_build_page_recomputes_crc() -> None:
