@@ -180,7 +180,9 @@ class Subscription:
 
     Yields the headers (if any) first, then a burst of recent audio starting at a frame-start
     segment, then live audio. When no frame-start segment is within the burst range (or before
-    any audio was fed), the reader waits for the next frame-start segment. Iteration ends after
+    any audio was fed), the reader waits for the next frame-start segment. After a lag skip the
+    headers are sent again (the reader may have missed a change of headers in the skipped part;
+    for Ogg, the codec's rewriter turns the repeat into a new chain). Iteration ends after
     :meth:`StationOutput.end` once everything is drained, or after :meth:`close`.
     """
 
@@ -190,6 +192,7 @@ class Subscription:
         self.bytes_read = 0
         self.closed = False
         self._headers_sent = False
+        self._resend_headers = False  # after a lag skip: the headers may have changed meanwhile
         self._pending = b""
         self._rewrite: Rewriter | None = None
         self._waiter: anyio.Event | None = None
@@ -232,9 +235,11 @@ class Subscription:
             data = self._pending or self._take()
             self._pending = b""
             if data:
-                if not self._headers_sent:
-                    self._headers_sent = True
-                    self._rewrite = self._new_rewriter()
+                if not self._headers_sent or self._resend_headers:
+                    if not self._headers_sent:
+                        self._headers_sent = True
+                        self._rewrite = self._new_rewriter()
+                    self._resend_headers = False
                     headers = self.output.headers
                     if headers:
                         self._pending = data
@@ -280,6 +285,7 @@ class Subscription:
         if self._next < out._first:
             # Fell more than buffer_bytes behind: skip to the newest frame start we have.
             self.skips += 1
+            self._resend_headers = True
             out.stats.lag_skips += 1
             index = out._sync_index(oldest=False)
             if index is None:

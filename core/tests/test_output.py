@@ -342,3 +342,31 @@ async def test_a_broken_rewriter_falls_back_to_the_bytes_as_they_are() -> None:
     out.feed(b"abc", True)
     out.end()
     assert await read_all(out.subscribe()) == b"abc"
+
+
+async def test_headers_are_sent_again_after_a_lag_skip() -> None:
+    out = StationOutput("s", StationMeta(), burst_bytes=2500, buffer_bytes=5000)
+    out.set_headers(b"H1")
+    out.feed(seg(0), True)
+    sub = out.subscribe()
+    assert await next_chunk(sub) == b"H1"
+    assert await next_chunk(sub) == seg(0)
+    out.set_headers(b"H2")  # e.g. a new Ogg chain started in the part the reader will skip
+    for i in range(1, 21):
+        out.feed(seg(i), frame_start=i % 2 == 0)
+    assert await next_chunk(sub) == b"H2"
+    assert await next_chunk(sub) == seg(20)
+    assert sub.skips == 1
+    out.feed(seg(21), False)
+    assert await next_chunk(sub) == seg(21)  # once only
+
+
+async def test_a_reader_that_starts_late_gets_the_headers_once() -> None:
+    out = StationOutput("s", StationMeta(), burst_bytes=2500, buffer_bytes=5000)
+    out.set_headers(b"H")
+    out.feed(seg(0), True)
+    sub = out.subscribe()  # has not read anything when it falls behind
+    for i in range(1, 21):
+        out.feed(seg(i), frame_start=i % 2 == 0)
+    out.end()
+    assert await read_all(sub) == b"H" + seg(20)

@@ -286,3 +286,43 @@ def test_spec(kind: str) -> None:
     assert VORBIS.decoder_format == "ogg" and VORBIS.rejoin is not None
     assert isinstance(VORBIS.rejoin(), OggRejoin)
     assert VORBIS.sniff(fixture(kind).data[:4096], None) == 0.95
+
+
+def test_headers_again_after_a_lag_skip_make_a_new_chain() -> None:
+    """StationOutput resends the headers after a lag skip: the player gets a valid chain."""
+    from streamerp2p.codec_conformance import decode_with_ffmpeg
+
+    data = fixture("vorbis").data
+    ps = pages(data)
+    headers = ps[0].data + ps[1].data
+    stream = headers + b"".join(p.data for p in ps[3:10]) + headers
+    stream += b"".join(p.data for p in ps[18:])
+    got = rewrite(stream)
+    out = pages(got)
+    assert sum(len(p.data) for p in out) == len(got)
+    first, second = out[0].serial, out[9].serial
+    assert first != second and out[9].bos
+    assert [p.seq for p in out if p.serial == first] == list(range(9))
+    assert [p.seq for p in out if p.serial == second] == list(range(len(out) - 9))
+    decoded = decode_with_ffmpeg(got, "ogg")
+    assert decoded.returncode == 0 and not decoded.errors.strip(), decoded
+    # (a chain boundary: ffmpeg's clock restarts; 7 + the rest of the pages' worth of audio)
+    assert decoded.seconds > 1.5
+
+
+def test_every_join_point_around_a_chain_boundary_decodes() -> None:
+    from streamerp2p.codec_conformance import decode_with_ffmpeg
+
+    data = fixture("vorbis-chained").data
+    frames = stream_of(data)
+    boundary = next(i for i, p in enumerate(pages(data)) if p.bos and i > 0)
+    for join_at in range(boundary - 3, boundary + 5):
+        got, _ = late_join(VORBIS, data, join_at, burst_bytes=1)
+        assert got, join_at
+        out = pages(got)
+        assert out[0].bos, join_at
+        decoded = decode_with_ffmpeg(got, "ogg")
+        assert decoded.returncode == 0, (join_at, decoded.errors)
+        assert "Application provided invalid" not in decoded.errors or join_at < boundary
+        assert decoded.seconds >= 1.5, (join_at, decoded.seconds)
+    assert len(frames) > boundary + 5
