@@ -42,6 +42,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from .output import StationOutput
+from .overlay import wire
+from .overlay.packer import Packer
 from .testing import in_ci, require_tool
 from .types import CodecSpec, Frame, Framer, StationMeta
 
@@ -357,12 +359,15 @@ def late_join(
     """What a player gets when it connects to the node's local output after the first
     ``join_at`` frames of ``data`` went out.
 
-    The output is fed every frame as the node feeds it (``feed(frame.data, frame.sync)``, the
-    headers from ``framer.headers()`` as known at that point, the codec's ``rejoin``); the
-    player subscribes after frame ``join_at`` and reads live: after each frame fed, it reads
-    everything it can before the next one is fed. Returns the bytes read and all the frames.
+    The output is fed as the node feeds it: the frames packed into chunks by the broadcaster's
+    :class:`~streamerp2p.overlay.packer.Packer` (several small frames a chunk, big ones split,
+    ``start`` set on chunks that begin with a sync frame), the headers from ``framer.headers()``
+    as known at that point, the codec's ``rejoin``. The player subscribes after frame
+    ``join_at`` and reads live: after each frame fed, it reads everything it can before the
+    next one is fed. Returns the bytes read and all the frames.
     """
     frames = frames_of(codec.framer(), data)
+    packer = Packer(wire.MAX_PAYLOAD)  # the broadcaster's: big frames are split into chunks
 
     async def run() -> bytes:
         out = StationOutput("test", StationMeta(), burst_bytes=burst_bytes, rejoin=codec.rejoin)
@@ -372,11 +377,8 @@ def late_join(
         def feed(frame: Frame) -> None:
             live.push(frame.data)
             out.set_headers(live.headers())
-            out.feed(frame.data, frame.sync)
-
-        for frame in frames[:join_at]:
-            feed(frame)
-        sub = out.subscribe()
+            for payload, start in packer.push([frame], 0.0):
+                out.feed(payload, start)
 
         def reader_blocked() -> bool:  # waiting for the next feed, or done
             return sub.closed or (sub._waiter is not None and sub._waiter in out._waiters)
@@ -386,12 +388,17 @@ def late_join(
                 async for chunk in sub:
                     chunks.append(chunk)
 
+        for frame in frames[:join_at]:
+            feed(frame)
+        sub = out.subscribe()
         async with anyio.create_task_group() as tg:
             tg.start_soon(read)
             for frame in frames[join_at:]:
                 while not reader_blocked():
                     await anyio.lowlevel.checkpoint()
                 feed(frame)
+            for payload, start in packer.flush():
+                out.feed(payload, start)
             while not reader_blocked():
                 await anyio.lowlevel.checkpoint()
             out.end()
