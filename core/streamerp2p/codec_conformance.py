@@ -526,10 +526,18 @@ class CodecConformance:
             kinds = tuple(k for k in FIXTURE_KINDS if k.split("-")[0] not in mine)
         return [fixture(kind) for kind in kinds]
 
-    def _conserved(self, framer: Framer, frames: list[Frame]) -> None:
+    def _conserved(self, framer: Framer, frames: list[Frame], data: bytes | None = None) -> None:
+        """Every input byte is in a frame or counted as skipped; with ``data``, the frames are
+        pieces of it, in order (the input minus the skipped bytes)."""
         s = framer.stats
         assert s.frames == len(frames)
         assert s.bytes_in == sum(len(f.data) for f in frames) + s.skipped_bytes
+        if data is not None:
+            pos = 0
+            for index, frame in enumerate(frames):
+                at = data.find(frame.data, pos)
+                assert at >= 0, f"frame {index} is not a piece of the input after the previous"
+                pos = at + len(frame.data)
 
     # ---- sniffing --------------------------------------------------------------------------
 
@@ -572,7 +580,7 @@ class CodecConformance:
             frames = frames_of(framer, fix.data)
             assert len(frames) > 10, fix.kind
             assert any(f.sync for f in frames)
-            self._conserved(framer, frames)
+            self._conserved(framer, frames, fix.data)
             joined = b"".join(f.data for f in frames)
             assert len(joined) >= 0.95 * len(fix.data), fix.kind  # tags at most
             assert joined in fix.data or framer.stats.skipped_bytes > 0
@@ -635,7 +643,7 @@ class CodecConformance:
                 stream += b"".join(f.data for f in clean[at + 1 :])
                 framer = self.codec.framer()
                 frames = frames_of(framer, stream)
-                self._conserved(framer, frames)
+                self._conserved(framer, frames, stream)
                 assert frames[:at] == clean[:at], fix.kind
                 assert frames[-(len(clean) - at - 2) :] == clean[at + 2 :], fix.kind
                 assert framer.stats.skipped_bytes > 0, fix.kind
@@ -672,7 +680,7 @@ class CodecConformance:
         cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=20), label="cuts")
         framer = self.codec.framer()
         frames = frames_of(framer, stream, cuts)
-        self._conserved(framer, frames)
+        self._conserved(framer, frames, stream)
         reference = self.codec.framer()
         assert frames_of(reference, stream) == frames
         assert framer.stats == reference.stats
