@@ -8,5 +8,5 @@ from streamerp2p_vorbis import plugin
 
 class TestVorbisConformance(CodecConformance):
     codec = plugin.streamerp2p_codecs()[0]
-    fixtures = ("vorbis", "vorbis-chained")
+    fixtures = ("vorbis", "vorbis-chained", "vorbis-libvorbis")
     late_join_mpv = True
