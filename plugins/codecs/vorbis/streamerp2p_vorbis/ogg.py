@@ -430,7 +430,8 @@ class _Out:
     joined: bool = False  # the first page after the headers was sent
     audio: bool = False  # an audio page was sent
     last_in_seq: int = -1
-    open_packet: bool = False  # the last page sent ends inside a packet
+    held: list[bytes] = field(default_factory=list)  # header pages until all are there
+    broken: bool = False  # a header page was lost: nothing of this stream can be decoded
 
 
 class OggRejoin:
@@ -445,7 +446,8 @@ class OggRejoin:
       from the first page after such a loss;
     * drops pages of a logical stream whose BOS page it has not passed (e.g. old-chain pages
       before the new chain's headers, which were sent first) and in-stream copies of header
-      pages it already sent;
+      pages it already sent; holds a stream's header pages back until they are all there, and
+      drops the whole stream (until a new BOS) if one of them was lost;
     * gives a new serial number to a stream that restarts with the same serial (a chained
       stream must not reuse one), so chains work in every player;
     * recomputes the CRC of every page it changes; drops bytes that are not valid pages.
@@ -510,17 +512,33 @@ class OggRejoin:
             self._used.add(serial)
             st = _Out(serial, page.seq, self.header_packets)
             self._streams[page.serial] = st
-        elif st is None:
-            return None  # a stream whose BOS this player never got
+        elif st is None or st.broken:
+            return None  # a stream whose BOS (or another header page) this player never got
         elif not st.audio and page.data in st.header_pages:
             return None
         flags = page.flags
         lacing = page.lacing
         body = page.body
         if st.headers_left > 0:
+            if not page.bos and (self._loss or page.seq != (st.last_in_seq + 1) & 0xFFFFFFFF):
+                st.broken = True  # a header page is missing: drop the stream until a new BOS
+                st.held.clear()
+                return None
             st.header_pages.add(page.data)
             st.headers_left -= sum(1 for v in lacing if v < 255)
-            seq = st.next_seq
+            st.last_in_seq = page.seq
+            self._loss = False
+            data = page.data
+            if st.next_seq != page.seq or st.serial != page.serial:
+                data = build_page(
+                    page, serial=st.serial, seq=st.next_seq, flags=flags, lacing=lacing, body=body
+                )
+            st.next_seq = (st.next_seq + 1) & 0xFFFFFFFF
+            st.held.append(data)
+            if st.headers_left > 0:
+                return b""  # held until the headers are complete
+            held, st.held = st.held, []
+            return b"".join(held)
         elif not st.joined:
             st.joined = True
             seq = st.next_seq
@@ -541,12 +559,10 @@ class OggRejoin:
                 if not lacing:
                     st.last_in_seq = page.seq
                     return None
-        if st.headers_left <= 0 and not page.bos and st.joined:
-            st.audio = True
+        st.audio = True
         self._loss = False
         st.last_in_seq = page.seq
         st.next_seq = (seq + 1) & 0xFFFFFFFF
-        st.open_packet = bool(lacing) and lacing[-1] == 255
         if (
             seq == page.seq
             and st.serial == page.serial

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -326,3 +327,43 @@ def test_every_join_point_around_a_chain_boundary_decodes() -> None:
         assert "Application provided invalid" not in decoded.errors or join_at < boundary
         assert decoded.seconds >= 1.5, (join_at, decoded.seconds)
     assert len(frames) > boundary + 5
+
+
+@pytest.mark.parametrize("kind", ["vorbis-chained", "opus-paged"])
+def test_lost_chunks_still_give_a_decodable_stream(kind: str) -> None:
+    """Chunks lost on the way (a relay's playout skips them): the player's stream stays
+    valid Ogg and decodes without errors; a chain whose header page was lost is left out."""
+    from streamerp2p.codec_conformance import decode_with_ffmpeg
+    from streamerp2p.overlay import wire
+    from streamerp2p.overlay.packer import Packer
+
+    opus = pytest.importorskip("streamerp2p_opus.plugin")
+    mapping_module = opus if kind.startswith("opus") else plugin
+    header_packets = 2 if kind.startswith("opus") else 3
+    data = fixture(kind).data
+    packer = Packer(wire.MAX_PAYLOAD)
+    chunks = []
+    for frame in frames_of(mapping_module.framer(), data):
+        chunks += packer.push([frame], 0.0)
+    chunks += packer.flush()
+    losses = 0
+    for seed in range(5):
+        rng = random.Random(seed)
+        kept = [c for i, c in enumerate(chunks) if i < 3 or rng.random() > 0.1]
+        losses += len(chunks) - len(kept)
+        rejoin = OggRejoin(header_packets)
+        got = b"".join(rejoin(payload) for payload, _ in kept)
+        out = pages(got)
+        assert sum(len(p.data) for p in out) == len(got)  # valid pages only
+        for serial in {p.serial for p in out}:
+            seqs = [p.seq for p in out if p.serial == serial]
+            assert all(0 < b - a <= 2 for a, b in itertools.pairwise(seqs))
+        decoded = decode_with_ffmpeg(got, "ogg")
+        errors = [
+            line
+            for line in decoded.errors.splitlines()
+            if line.strip() and "non monotonically increasing dts" not in line
+        ]
+        assert decoded.returncode == 0 and not errors, (seed, decoded.errors)
+        assert decoded.seconds > 1.0
+    assert losses > 5
