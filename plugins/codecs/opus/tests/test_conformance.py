@@ -9,3 +9,4 @@ from streamerp2p_opus import plugin
 class TestOpusConformance(CodecConformance):
     codec = plugin.streamerp2p_codecs()[0]
     fixtures = ("opus", "opus-chained", "opus-paged")
+    late_join_mpv = True
