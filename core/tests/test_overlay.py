@@ -6,11 +6,12 @@ These drive the unchanged sans-I/O Node, like aioquic's connection tests.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from simkit import FRAME, FRAME_DT, Radio, addr
 from streamerp2p.overlay import wire
-from streamerp2p.overlay.events import AudioData, ChildLeft, LeaveComplete, Tuned
-from streamerp2p.overlay.node import Node, NodeConfig
+from streamerp2p.overlay.events import AudioData, ChildLeft, CodecHeaders, LeaveComplete, Tuned
+from streamerp2p.overlay.node import Node, NodeConfig, headers_hash
 from streamerp2p.overlay.records import StationKey
 from streamerp2p.sim import Link, Simulator
 from streamerp2p.types import Frame, StationMeta
@@ -571,3 +572,81 @@ def test_slots_keep_upload_for_control_traffic() -> None:
     assert slots(1.1 * 32, 32) == 0
     assert slots(3.3 * 32, 32) == 2
     assert slots(10 * 24, 24) == 9
+
+
+def _headers_events(r: Radio, a: tuple[str, int]) -> list[object]:
+    return [e for e in r.sim.peers[a].events if isinstance(e, (CodecHeaders, AudioData))]
+
+
+def test_codec_headers_reach_every_listener_before_any_audio() -> None:
+    # Ogg-style headers (several datagrams' worth) must reach listeners, checked against the
+    # signed record, before any audio; a new chain's headers reach them too, and a listener
+    # joining later gets the new ones, while forged fragments are counted and ignored
+    r = Radio(3, slots=1, source_slots=1)  # a chain: each listener fetches from its parent
+    hdr1 = bytes(random.Random(1).randbytes(20_000))
+    r.sim.call(r.src, lambda n, t: n.set_headers(r.sid, hdr1, t))
+    for i in range(1, 4):
+        r.add_listener(i)
+    r.run(8)
+    for a in r.listeners:
+        evs = _headers_events(r, a)
+        assert isinstance(evs[0], CodecHeaders) and evs[0].headers == hdr1, a
+        assert sum(isinstance(e, AudioData) for e in evs) > 50
+    deep = r.listeners[-1]
+    assert r.depth(deep) == 3
+    # forged fragments for the next hash, from an address that is not the parent, and from
+    # the parent with wrong bytes: nothing is taken
+    hdr2 = bytes(random.Random(2).randbytes(3000))
+    h2 = headers_hash(hdr2)
+    forged = wire.CodecHdr(r.sid[:4], h2, len(hdr2), 0, b"\xff" * len(hdr2[:1024])).encode()
+    r.sim.call(r.src, lambda n, t: n.set_headers(r.sid, hdr2, t))
+    node = r.node(deep)
+    parent = r.parent(deep)
+    r.sim.call(deep, lambda n, t: n.receive_datagram(forged, ("10.9.9.9", 8466), t))
+    r.run(3)
+    for a in r.listeners:
+        got = [e.headers for e in r.sim.peers[a].events if isinstance(e, CodecHeaders)]
+        assert got == [hdr1, hdr2], a
+    assert parent is not None
+    sess = node.sessions[r.sid[:4]]
+    # a wrong whole set from the parent's address is refused by its hash
+    bad = bytes(len(hdr2))
+    sess.record = replace(sess.record, headers_hash=headers_hash(b"x"))  # type: ignore[arg-type]
+    r.sim.call(deep, lambda n, t: n._request_headers(sess, t))  # (fetching for that hash)
+    frags = [
+        wire.CodecHdr(r.sid[:4], headers_hash(b"x"), len(bad), o, bad[o : o + 1024]).encode()
+        for o in range(0, len(bad), 1024)
+    ]
+    for f in frags:
+        r.sim.call(deep, lambda n, t, f=f: n.receive_datagram(f, parent, t))
+    assert node.stats.bad_headers == 1
+    # a listener that joins after the change gets the new headers first
+    late = r.add_listener(9)
+    r.run(6)
+    evs = _headers_events(r, late)
+    assert isinstance(evs[0], CodecHeaders) and evs[0].headers == hdr2
+    assert sum(isinstance(e, AudioData) for e in evs) > 20
+
+
+def test_codec_headers_are_only_sent_to_children() -> None:
+    r = build(n=1)
+    hdr = b"h" * 5000
+    r.sim.call(r.src, lambda n, t: n.set_headers(r.sid, hdr, t))
+    r.run(1)
+    assert [e.headers for e in r.sim.peers[r.listeners[0]].events if isinstance(e, CodecHeaders)]
+    req = wire.CodecHdrReq(r.sid[:4], headers_hash(hdr), 0).encode()
+    sent: list[bytes] = []
+
+    def count(src: object, dst: object, data: bytes) -> bool:
+        if data[3] == wire.CODEC_HDR:
+            sent.append(data)
+        return False
+
+    r.sim.drop = count
+    stranger = r.add_listener(7)  # a real peer that never attached asks for the headers
+    r.sim.call(r.src, lambda n, t: n.receive_datagram(req, stranger, t))
+    r.run(0.01)
+    assert not sent
+    # once it is a child, the same request is answered (5,000 bytes: 5 fragments)
+    r.run(3)
+    assert len(sent) >= 5

@@ -74,6 +74,16 @@ class LeaveComplete:
     """A polite leave finished: children re-homed (or the grace period ended)."""
 
 
+@dataclass(frozen=True, slots=True)
+class CodecHeaders:
+    """The codec headers a player needs before any audio of the station (verified against the
+    signed record; b"" when the codec has none). Sent before the first AudioData that needs
+    them, and again when they change (a chained Ogg stream)."""
+
+    station_id: bytes
+    headers: bytes
+
+
 Event = (
     AudioData
     | StationUpdated
@@ -83,4 +93,6 @@ Event = (
     | ChildLeft
     | Skipped
     | LeaveComplete
+    | CodecHeaders
 )
+

@@ -13,6 +13,8 @@ station-signed seals before they are stored, relayed or played.
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import random
 import struct
 from bisect import bisect_left
@@ -28,6 +30,7 @@ from .events import (
     AudioData,
     ChildJoined,
     ChildLeft,
+    CodecHeaders,
     Event,
     LeaveComplete,
     ParentLost,
@@ -42,6 +45,7 @@ from .records import StationKey, StationRecord, Verifier, chunk_hash, tag_of
 from .wire import Addr
 
 _SEQ_TS = struct.Struct("!II")
+_DATA_TS = struct.Struct("!I")
 _NO_TAG = b"\x00\x00\x00\x00"
 _EMPTY_HASH = b"\x00" * wire.HASH_LEN
 MAX_DEPTH = 200  # deeper than any real tree: a parent this deep is in a loop
@@ -53,6 +57,14 @@ _DATA_HEADER_LEN = wire.DATA_HEADER_LEN
 _decode = wire.decode
 _FRAME_START = wire.DATA_FRAME_START
 _NOT_ASKED = (0.0, 0)  # (retry at, tries) of a chunk never requested
+_HDR_BURST = 16  # CODEC_HDR fragments sent per request (16 KiB); the child asks for the rest
+
+
+def headers_hash(headers: bytes) -> bytes:
+    """The hash a station record carries for its codec headers (zeros: none)."""
+    if not headers:
+        return _EMPTY_HASH
+    return hashlib.blake2b(headers, digest_size=wire.HASH_LEN).digest()
 
 
 @dataclass(slots=True)
@@ -123,6 +135,7 @@ class Stats:
     bad_chunks: int = 0
     bad_seals: int = 0
     bad_records: int = 0
+    bad_headers: int = 0  # codec headers that did not match the station record's hash
     dup_chunks: int = 0
     unexpected: int = 0
     repairs_requested: int = 0
@@ -278,6 +291,17 @@ class Session:
     wall_offset: int = 0  # wall clock minus driver clock, ms (record versions)
     next_restart_attach: float = 0.0
     next_station_req: float = 0.0
+    # codec headers a late joiner needs before any audio (Ogg), checked against the record
+    codec_headers: bytes = b""
+    codec_hash: bytes = _EMPTY_HASH
+    hdr_parts: dict[int, bytes] = field(default_factory=dict)  # offset: fragment, being fetched
+    hdr_fetching: bytes = _EMPTY_HASH  # the hash the fragments are for
+    next_hdr_req: float = 0.0
+
+    def needs_headers(self) -> bool:
+        """The record names codec headers this node does not hold (yet)."""
+        rec = self.record
+        return rec is not None and rec.headers_hash != self.codec_hash
 
     @property
     def is_source(self) -> bool:
@@ -316,8 +340,10 @@ class Node:
         self.hosts = HostList(self.config.max_hosts, self.rng)
         self._tx_rate = self.config.upload_kbps * 125.0  # bytes/s, 0 = unknown
         self._tx_free_at = 0.0
-        self._bulk: deque[tuple[bytes, Addr, float]] = deque()  # repairs: after live data
+        # repairs and cushions, after live data: a heap by (deadline, arrival order)
+        self._bulk: list[tuple[float, int, bytes, Addr, float]] = []
         self._bulk_bytes = 0
+        self._bulk_seq = 0
         self.directory: dict[bytes, DirEntry] = {}  # station id -> record, last seen alive
         self.tag_station: dict[bytes, bytes] = {}  # tag -> station id, for the directory
         self.expired: dict[bytes, float] = {}  # station id -> until (no comeback by gossip)
@@ -350,6 +376,8 @@ class Node:
             wire.Detach: self._on_detach,
             wire.StationMsg: self._on_station,
             wire.StationReq: self._on_station_req,
+            wire.CodecHdrReq: self._on_codec_hdr_req,
+            wire.CodecHdr: self._on_codec_hdr,
             wire.ReachReq: self.nat.on_reach_req,
             wire.ReachFwd: self.nat.on_reach_fwd,
             wire.ReachProbe: self.nat.on_reach_probe,
@@ -514,6 +542,46 @@ class Node:
         )
         self._set_record(sess, rec.signed(sess.key))
 
+    def set_headers(self, station_id: bytes, headers: bytes, now: float) -> None:
+        """Broadcaster: the codec headers a late joiner needs before any audio (e.g. Ogg
+        Vorbis identification, comment and setup pages; b"" for none). Their hash goes into the
+        signed station record; listeners fetch the bytes from their parent and check them."""
+        sess = self.sessions[tag_of(station_id)]
+        assert sess.key is not None and sess.record is not None
+        headers = bytes(headers)
+        if len(headers) > wire.MAX_CODEC_HEADERS:
+            raise ValueError(f"codec headers over {wire.MAX_CODEC_HEADERS} bytes")
+        h = headers_hash(headers)
+        if h == sess.codec_hash:
+            return
+        self._now = now
+        sess.codec_headers = headers
+        sess.codec_hash = h
+        self._events.append(CodecHeaders(sess.station_id, headers))
+        rec = sess.record
+        version = max(rec.version + 1, int(now * 1000) + sess.wall_offset)
+        self._set_record(sess, replace(rec, version=version, headers_hash=h).signed(sess.key))
+
+    def set_on_air(self, station_id: bytes, on_air: bool, now: float) -> None:
+        """Broadcaster: the source stopped (``False``) or came back (``True``). The tree stays
+        up while the station is off air, so listeners resume without tuning in again; the
+        signed record tells them. Chunk timestamps follow the wall clock through the pause, so
+        listeners' playout clocks need no reset: the first new chunk is simply on time."""
+        sess = self.sessions[tag_of(station_id)]
+        assert sess.key is not None and sess.record is not None
+        if sess.record.on_air == on_air:
+            return
+        self._now = now
+        if not on_air:
+            assert sess.packer is not None
+            for payload, start in sess.packer.flush():
+                self._emit_chunk(sess, payload, start, now)
+            self._seal(sess, now)
+            self._release_paced(sess, now, all_=True)
+        rec = sess.record
+        version = max(rec.version + 1, int(now * 1000) + sess.wall_offset)
+        self._set_record(sess, replace(rec, version=version, on_air=on_air).signed(sess.key))
+
     def broadcast_frames(self, station_id: bytes, frames: list[Frame], now: float) -> None:
         sess = self.sessions[tag_of(station_id)]
         assert sess.packer is not None
@@ -570,11 +638,29 @@ class Node:
         if not self._tx_rate:
             self._send(data, addr)
             return
-        self._bulk.append((data, addr, self._now))
+        # earliest deadline first: every listener plays a few seconds behind the broadcaster,
+        # so a chunk is due about when the newest chunk we hold is, plus the cushion, minus its
+        # age. Key: that time less the cushion (station-neutral, wraps of ts harmless); control
+        # datagrams (seals) go first
+        key = -_INF
+        if data[3] == _DATA:
+            sess = self.sessions.get(data[4:8])
+            if sess is not None:
+                ts = _DATA_TS.unpack_from(data, 12)[0]
+                if sess.key is not None:  # our own stream: ts counts from ts0
+                    key = sess.ts0 + ts / 1000
+                else:
+                    age = ((sess.head_ts - ts) & 0xFFFFFFFF) / 1000
+                    key = self._now - (age if age < 1e6 else 0.0)
+        self._bulk_seq += 1
+        heap = self._bulk
+        heapq.heappush(heap, (key, self._bulk_seq, data, addr, self._now))
         self._bulk_bytes += len(data)
-        if len(self._bulk) > self.config.max_bulk:
-            old = self._bulk.popleft()
-            self._bulk_bytes -= len(old[0])
+        if len(heap) > self.config.max_bulk:
+            old = max(heap)  # the least urgent goes (its requester asks again elsewhere)
+            heap.remove(old)
+            heapq.heapify(heap)
+            self._bulk_bytes -= len(old[2])
             self.stats.bulk_dropped += 1
 
     def _pump_bulk(self, now: float) -> None:
@@ -582,7 +668,7 @@ class Node:
         bulk = self._bulk
         limit = now + cfg.bulk_backlog
         while bulk and self._tx_free_at < limit:
-            data, addr, t = bulk.popleft()
+            _, _, data, addr, t = heapq.heappop(bulk)
             self._bulk_bytes -= len(data)
             if now - t > cfg.bulk_expiry:
                 self.stats.bulk_dropped += 1
@@ -682,6 +768,8 @@ class Node:
             self._send(raw, caddr)
         self._directory_put(rec, sess.record_raw, self._now)
         self._events.append(StationUpdated(rec, old is None or old.title != rec.title))
+        if sess.needs_headers() and sess.parent is not None:
+            self._request_headers(sess, self._now)
         pend, sess.pending_seals = sess.pending_seals, []
         for seal in pend:
             self._on_seal(wire.decode(seal), None, self._now)  # type: ignore[arg-type]
@@ -1073,6 +1161,8 @@ class Node:
         self._send_pstat(sess, now)
         self._learn(addr, msg.node_id, sess.tag, now)
         self._events.append(Tuned(sess.station_id, addr, msg.node_id, sess.depth, rehome))
+        if sess.needs_headers():
+            self._request_headers(sess, now)
         if sess.started:
             self._request_repairs(sess, now)
 
@@ -1469,6 +1559,68 @@ class Node:
         if sess is not None and sess.station_id == msg.station_id and sess.record_raw:
             self._send(wire.StationMsg(sess.record_raw).encode(), addr)
 
+    # ------------------------------------------------------------------ codec headers
+
+    def _request_headers(self, sess: Session, now: float) -> None:
+        rec = sess.record
+        if rec is None or sess.parent is None:
+            return
+        want = rec.headers_hash
+        if sess.hdr_fetching != want:
+            sess.hdr_parts.clear()
+            sess.hdr_fetching = want
+        offset = 0
+        parts = sess.hdr_parts
+        while offset in parts:
+            offset += len(parts[offset])
+        sess.next_hdr_req = now + max(0.3, 3 * sess.rtt)
+        self._send(wire.CodecHdrReq(sess.tag, want, offset).encode(), sess.parent)
+
+    def _on_codec_hdr_req(self, msg: wire.CodecHdrReq, addr: Addr, now: float) -> None:
+        sess = self.sessions.get(msg.tag)
+        # only for our children (they proved their address by attaching: no amplification)
+        if sess is None or addr not in sess.children or msg.hash != sess.codec_hash:
+            return
+        data = sess.codec_headers
+        total = len(data)
+        off = msg.offset
+        frag = wire.HDR_FRAGMENT
+        for _ in range(_HDR_BURST):
+            if off >= total:
+                break
+            part = data[off : off + frag]
+            self._send(wire.CodecHdr(sess.tag, msg.hash, total, off, part).encode(), addr)
+            off += len(part)
+
+    def _on_codec_hdr(self, msg: wire.CodecHdr, addr: Addr, now: float) -> None:
+        sess = self.sessions.get(msg.tag)
+        if sess is None or sess.is_source or not sess.needs_headers():
+            return
+        if msg.hash != sess.hdr_fetching or addr != sess.parent:
+            return
+        if not msg.data or msg.offset in sess.hdr_parts:
+            return
+        parts = sess.hdr_parts
+        parts[msg.offset] = msg.data
+        have = 0
+        while have in parts:
+            have += len(parts[have])
+        if have < msg.total:
+            if msg.offset + len(msg.data) >= min(msg.total, have + _HDR_BURST * wire.HDR_FRAGMENT):
+                self._request_headers(sess, now)  # the burst is in: ask for what follows
+            return
+        data = b"".join(parts[o] for o in sorted(parts))[: msg.total]
+        parts.clear()
+        if len(data) != msg.total or headers_hash(data) != msg.hash:
+            self.stats.bad_headers += 1
+            sess.next_hdr_req = now + 1.0
+            return
+        sess.codec_headers = data
+        sess.codec_hash = msg.hash
+        self._events.append(CodecHeaders(sess.station_id, data))
+        if sess.started and not sess.playing:
+            self._play(sess, now)
+
     # ------------------------------------------------------------------ data plane
 
     def _emit_chunk(self, sess: Session, payload: bytes, start: bool, now: float) -> None:
@@ -1652,6 +1804,8 @@ class Node:
         cfg = self.config
         d = hist.get(seq)
         if not sess.playing:
+            if sess.needs_headers():
+                return  # a player could not decode the audio without its codec headers
             if d is None:
                 if sess.waiting_since is None and sess.head >= seq:
                     sess.waiting_since = now  # the first chunk is missing: skip it in time
@@ -2340,6 +2494,8 @@ class Node:
         if sess.verifier is None and sess.parent is not None and now >= sess.next_station_req:
             sess.next_station_req = now + 1.0  # the record got lost: ask again
             self._send(wire.StationReq(sess.station_id).encode(), sess.parent)
+        if sess.parent is not None and now >= sess.next_hdr_req and sess.needs_headers():
+            self._request_headers(sess, now)  # (lost, or the parent had not got them yet)
         if sess.started and not sess.playing:
             self._play(sess, now)  # starts once the cushion is in (or its time is up)
         # playout: give up on chunks that did not come in time

@@ -41,6 +41,8 @@ LEAVE = 0x25
 DETACH = 0x26
 STATION = 0x30
 STATION_REQ = 0x31
+CODEC_HDR_REQ = 0x32
+CODEC_HDR = 0x33
 # reachability and NAT traversal (see docs/protocol.md, "NAT")
 REACH_REQ = 0x40
 REACH_FWD = 0x41
@@ -65,6 +67,8 @@ MAX_REFERRALS = 8
 MAX_HOSTS = 40
 MAX_SEAL_COUNT = 32
 MAX_NACK_RANGES = 64
+MAX_CODEC_HEADERS = 65536  # codec headers for late joiners (Ogg: identification, comments, setup)
+HDR_FRAGMENT = 1024  # bytes of codec headers per CODEC_HDR datagram
 FRESH = 0xFFFFFFFF  # ATTACH.from_seq for a new listener: "start me at your cushion point"
 
 # DATA: magic(2) version(1) type(1) tag(4) seq(4) ts_ms(4) flags(1) payload
@@ -649,6 +653,43 @@ class StationReq:
 
 
 @dataclass(slots=True)
+class CodecHdrReq:
+    """Child -> parent: send me the codec headers whose hash the station record names."""
+
+    tag: bytes
+    hash: bytes  # BLAKE2b-128 of the headers, from the signed station record
+    offset: int  # first byte wanted
+
+    TYPE = CODEC_HDR_REQ
+
+    def encode(self) -> bytes:
+        return header(CODEC_HDR_REQ) + self.tag + self.hash + _U32.pack(self.offset)
+
+
+@dataclass(slots=True)
+class CodecHdr:
+    """One fragment of a station's codec headers (checked against the record's hash)."""
+
+    tag: bytes
+    hash: bytes
+    total: int
+    offset: int
+    data: bytes
+
+    TYPE = CODEC_HDR
+
+    def encode(self) -> bytes:
+        return (
+            header(CODEC_HDR)
+            + self.tag
+            + self.hash
+            + _U32.pack(self.total)
+            + _U32.pack(self.offset)
+            + self.data
+        )
+
+
+@dataclass(slots=True)
 class ReachReq:
     """ "Have someone I never wrote to send me a probe": are unsolicited datagrams let in?"""
 
@@ -801,6 +842,8 @@ Message = (
     | Detach
     | StationMsg
     | StationReq
+    | CodecHdrReq
+    | CodecHdr
     | ReachReq
     | ReachFwd
     | ReachProbe
@@ -850,6 +893,8 @@ _S_DETACH = struct.Struct("!4s8s")
 _S_U32_ADDR_FAM = struct.Struct("!IB")
 _S_BW_TRAIN = struct.Struct("!IBB")
 _S_BW_REPORT = struct.Struct("!IBII")
+_S_HDR_REQ = struct.Struct("!4s16sI")
+_S_HDR = struct.Struct("!4s16sII")
 
 
 def _truncated() -> WireError:
@@ -1084,6 +1129,18 @@ def _dec_bw_report(data: bytes) -> Message:
     return BwReport(*_S_BW_REPORT.unpack_from(data, 4))
 
 
+def _dec_codec_hdr_req(data: bytes) -> Message:
+    return CodecHdrReq(*_S_HDR_REQ.unpack_from(data, 4))
+
+
+def _dec_codec_hdr(data: bytes) -> Message:
+    tag, h, total, offset = _S_HDR.unpack_from(data, 4)
+    chunk = data[4 + _S_HDR.size :]
+    if total > MAX_CODEC_HEADERS or offset + len(chunk) > total:
+        raise WireError("codec headers out of bounds")
+    return CodecHdr(tag, h, total, offset, chunk)
+
+
 _DECODERS = {
     HELLO_REQ: _dec_hello_req,
     HELLO: _dec_hello,
@@ -1100,6 +1157,8 @@ _DECODERS = {
     DETACH: _dec_detach,
     STATION: _dec_station,
     STATION_REQ: _dec_station_req,
+    CODEC_HDR_REQ: _dec_codec_hdr_req,
+    CODEC_HDR: _dec_codec_hdr,
     REACH_REQ: _dec_reach_req,
     REACH_FWD: _dec_reach_fwd,
     REACH_PROBE: _dec_reach_probe,
