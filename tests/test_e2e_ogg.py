@@ -5,23 +5,21 @@ valid Ogg stream (the headers first, then pages from a sync page, renumbered by 
 plugin's rejoin rewriter) that ffmpeg and mpv decode, also across a source restart (a new
 chain with its own headers).
 
-The listener node can only send the headers if the overlay carries them from the broadcaster
-(``Framer.headers()`` -> ``StationOutput.set_headers()`` on every node): until the app does,
-this test is skipped. (Without them even a player connected before the first page gets nothing:
-a reader starts at a sync page, and header pages are not sync, so the rewriter never sees a BOS
-page and drops every page rather than send an undecodable stream.)
+The listener node has the headers because the overlay carries them from the broadcaster
+(``Framer.headers()`` -> ``Node.set_headers`` -> ``StationOutput.set_headers()`` on every
+node). Without them even a player connected before the first page would get nothing: a reader
+starts at a sync page, header pages are not sync, so the rewriter never sees a BOS page and
+drops every page rather than send an undecodable stream.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-import streamerp2p.app
 from streamerp2p.codec_conformance import decode_with_ffmpeg, decode_with_mpv
 from streamerp2p.procs import NodeProcess
 from streamerp2p.testing import require_tool
@@ -44,14 +42,7 @@ COMMON: list[str] = _helpers.COMMON
 Reader = _helpers.Reader
 node_args = _helpers.node_args
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(
-        "set_headers(" not in inspect.getsource(streamerp2p.app),
-        reason="the overlay does not carry codec headers to listener nodes yet (issue 5, the "
-        "lead's part): a late joiner of an Ogg station cannot get the Vorbis headers",
-    ),
-]
+pytestmark = pytest.mark.e2e
 
 
 def ogg_pages(data: bytes) -> list[tuple[int, int, bool, bool]]:
@@ -68,11 +59,13 @@ def ogg_pages(data: bytes) -> list[tuple[int, int, bool, bool]]:
 
 
 def push_vorbis(
-    ffmpeg: str, ingest: str, seconds: float, freq: int, rate: int, title: str
+    ffmpeg: str, ingest: str, seconds: float, rate: int, title: str
 ) -> subprocess.Popen[bytes]:
+    # pink noise at a high quality: ~30 KB/s, so the player's 64 KiB burst is ~2 s
     args = [ffmpeg, "-v", "error", "-nostdin", "-re", "-f", "lavfi"]
-    args += ["-i", f"sine=frequency={freq}:sample_rate={rate}:duration={seconds}"]
-    args += ["-c:a", "libvorbis", "-metadata", f"title={title}", "-f", "ogg"]
+    args += ["-i", f"anoisesrc=color=pink:amplitude=0.3:sample_rate={rate}:duration={seconds}"]
+    args += ["-ac", "2", "-c:a", "libvorbis", "-q:a", "8", "-metadata", f"title={title}"]
+    args += ["-f", "ogg"]
     args += ["-content_type", "audio/ogg", f"icecast://source:s3cret@{ingest}/live"]
     return subprocess.Popen(args, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -101,15 +94,16 @@ def test_late_joiner_of_an_ogg_station_gets_a_valid_stream(tmp_path: Path) -> No
         early = Reader(url)
         readers.append(early)
 
-        ff = push_vorbis(ffmpeg, ingest, 5.0, 440, 44100, "First")
+        ff = push_vorbis(ffmpeg, ingest, 6.0, 44100, "First")
         bc.wait_line("source connected:")
-        arrived = early.wait_for(lambda r: len(r.body) > 12000, timeout=20)
+        # well past the first 64 KiB, so that the late joiner's burst starts in the middle
+        arrived = early.wait_for(lambda r: len(r.body) > 100_000, timeout=20)
         assert arrived, "no audio arrives:\n" + "\n".join(p.output() for p in procs)
         late = Reader(url)  # joins in the middle of the first chain
         readers.append(late)
         assert ff.wait(30) == 0, ff.stderr.read().decode() if ff.stderr else ""
         # the source restarts: a new chain (new serial, other sample rate, other title)
-        ff = push_vorbis(ffmpeg, ingest, 3.0, 880, 22050, "Second")
+        ff = push_vorbis(ffmpeg, ingest, 3.0, 22050, "Second")
         assert ff.wait(30) == 0, ff.stderr.read().decode() if ff.stderr else ""
 
         def second_chain_ended(r: Any) -> bool:
