@@ -32,7 +32,7 @@ from .overlay.records import StationKey, encode_station_id
 from .overlay.wire import Addr
 from .plugins import PluginHost
 from .runtime import UdpRuntime
-from .types import IngestContext, PeerInfo, SourceConnection, StationMeta
+from .types import IngestContext, PeerInfo, Rewriter, SourceConnection, StationMeta
 
 log = logging.getLogger(__name__)
 
@@ -239,13 +239,22 @@ class App:
     def _output(self, sid: bytes, meta: StationMeta) -> StationOutput:
         out = self.outputs.get(sid)
         if out is None:
-            out = StationOutput(encode_station_id(sid), meta)
+            out = StationOutput(encode_station_id(sid), meta, rejoin=self._rejoin(meta.codec))
             self.outputs[sid] = out
             self.first_audio[sid] = anyio.Event()
             self._metas[sid] = meta
             if self.http is not None:
                 self.http.add(out)
         return out
+
+    def _rejoin(self, codec_name: str) -> Callable[[], Rewriter] | None:
+        """``CodecSpec.rejoin`` of the codec called ``codec_name`` (None if unknown or none)."""
+        if not codec_name:
+            return None
+        try:
+            return self.plugins.codec(codec_name).rejoin
+        except KeyError:
+            return None
 
     # ------------------------------------------------------------------ broadcasting
 
@@ -410,6 +419,8 @@ class App:
                         return
                     framer = codec.framer()
                     data, head = head, b""
+                    if sid in self.outputs:
+                        self.outputs[sid].set_rejoin(codec.rejoin)
                 frames = framer.push(data)
                 if not frames:
                     junk += len(data)
@@ -458,6 +469,8 @@ class App:
             out = self.outputs.get(sid)
             if out is not None:
                 out.set_meta(rec.meta)
+                if out.rejoin is None:
+                    out.set_rejoin(self._rejoin(rec.meta.codec))
                 if e.title_changed:
                     out.set_title(rec.title)
             if sid not in self._broadcasts.values():
