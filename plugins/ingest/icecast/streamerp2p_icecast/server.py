@@ -65,7 +65,9 @@ class IcecastStats:
 
     connections: int = 0
     sources: int = 0  # authenticated sources handed to the node
-    auth_failures: int = 0
+    auth_failures: int = 0  # wrong credentials
+    challenges: int = 0  # requests without credentials (libshout asks without, then with)
+    probes: int = 0  # connections closed before sending anything, OPTIONS (libshout's TLS check)
     bad_requests: int = 0  # garbage, non-HTTP input, malformed or timed-out heads
     mount_in_use: int = 0
     title_updates: int = 0
@@ -75,6 +77,10 @@ class IcecastStats:
 
 class _BadRequest(Exception):
     pass
+
+
+class _Probe(Exception):
+    """The client connected and closed without sending a byte."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,7 +331,12 @@ class IcecastServer:
         """Read up to the blank line ending the head; return (head, bytes after it)."""
         buf = bytearray()
         while True:
-            data = await stream.receive(self.read_size)
+            try:
+                data = await stream.receive(self.read_size)
+            except anyio.EndOfStream:
+                if not buf:
+                    raise _Probe() from None
+                raise
             buf += data
             match = _HEAD_END.search(buf)
             if match:
@@ -359,6 +370,10 @@ class IcecastServer:
             event = conn.next_event()
             if not isinstance(event, h11.Request):
                 raise _BadRequest(f"unexpected {event!r}")
+        except _Probe:
+            self.stats.probes += 1
+            log.debug("icecast ingest: %s connected and closed (probe)", peer)
+            return
         except (
             _BadRequest,
             h11.RemoteProtocolError,
@@ -383,6 +398,12 @@ class IcecastServer:
         elif method in (b"GET", b"HEAD"):
             # latin-1 maps bytes 1:1, so query values can be turned back into their bytes.
             await self._get(stream, peer, target.decode("latin-1"), headers)
+        elif method == b"OPTIONS":
+            # libshout 2.4 first sends "OPTIONS * HTTP/1.1" with "Upgrade: TLS/1.0": a 405 (as
+            # liquidsoap's harbor answers) makes it go on in plain text with SOURCE.
+            self.stats.probes += 1
+            log.debug("icecast ingest: %s sent OPTIONS (libshout's TLS upgrade check)", peer)
+            await self._refuse(stream, b"HTTP/1.0 405 Method Not Allowed", b"Method not allowed")
         else:
             self.stats.bad_requests += 1
             await self._refuse(stream, b"HTTP/1.0 405 Method Not Allowed", b"Method not allowed")
@@ -437,9 +458,18 @@ class IcecastServer:
             return None
         return user if ok else None
 
-    async def _unauthorized(self, stream: SocketStream, peer: str, what: str) -> None:
-        self.stats.auth_failures += 1
-        log.warning("icecast ingest: authentication failed for %s (%s)", peer, what)
+    async def _unauthorized(
+        self, stream: SocketStream, peer: str, what: str, *, challenge: bool
+    ) -> None:
+        """401; ``challenge``: the client sent no credentials at all (not counted as failure)."""
+        if challenge:
+            # libshout (ezstream, ices, darkice, Mixxx) always asks without credentials first
+            # and repeats the request with them after this 401: not a failure.
+            self.stats.challenges += 1
+            log.info("icecast ingest: %s sent no credentials (%s): asking for them", peer, what)
+        else:
+            self.stats.auth_failures += 1
+            log.warning("icecast ingest: authentication failed for %s (%s)", peer, what)
         await self._refuse(
             stream,
             b"HTTP/1.0 401 Unauthorized",
@@ -460,7 +490,9 @@ class IcecastServer:
     ) -> None:
         mount = urlsplit(target).path or "/"
         if self._authenticate(headers) is None:
-            await self._unauthorized(stream, peer, f"{method.decode()} {mount}")
+            await self._unauthorized(
+                stream, peer, f"{method.decode()} {mount}", challenge="authorization" not in headers
+            )
             return
         if not mount.startswith("/") or mount.startswith("/admin"):
             self.stats.bad_requests += 1
@@ -573,7 +605,12 @@ class IcecastServer:
 
         if path in ("/admin/metadata", "/admin/metadata.xsl"):
             if self._authenticate(headers) is None:
-                await self._unauthorized(stream, peer, f"metadata update {param('mount')}")
+                await self._unauthorized(
+                    stream,
+                    peer,
+                    f"metadata update {param('mount')}",
+                    challenge="authorization" not in headers,
+                )
                 return
             mount = param("mount")
         elif path == "/admin.cgi":
@@ -585,7 +622,9 @@ class IcecastServer:
                 log.exception("icecast ingest: check_password failed")
                 ok = False
             if not ok:
-                await self._unauthorized(stream, peer, "admin.cgi metadata update")
+                await self._unauthorized(
+                    stream, peer, "admin.cgi metadata update", challenge="pass" not in params
+                )
                 return
             mount = param("mount") or "/"
         else:

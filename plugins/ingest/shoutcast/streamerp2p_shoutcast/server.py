@@ -12,6 +12,8 @@ broadcast tool):
 * **P, the base port.** DNAS serves listeners here; we serve only the title updates tools send:
   ``GET /admin.cgi?mode=updinfo&pass=PASSWORD&song=TITLE`` (any parameter order, ``pass`` maybe
   ``admin:PASSWORD`` or ``PASSWORD:#N``, ``artist``/``title`` instead of ``song``, ``charset``).
+  A source that logs in here (a first line that is not HTTP: darkice and some DSP plugins want
+  the source port itself, and users often give them P) is accepted as on P + 1.
 
 ``ctx.started(host, P)`` is called once both ports listen (the node prints P, the port users
 configure); ``ShoutcastServer.port`` and ``.source_port`` hold both, and both are logged. The
@@ -433,6 +435,12 @@ class ShoutcastServer:
                 b"This is a SHOUTcast v1 source port: send the password line\r\n",
             )
             return
+        await self._icy_login(stream, reader, peer, first)
+
+    async def _icy_login(
+        self, stream: SocketStream, reader: _Reader, peer: str, first: bytes
+    ) -> None:
+        """Everything after a source's first line (the password line)."""
         line = _text(first).strip("\r\n\x00")
         if line == POKE:
             # libshout asks what the server is; DNAS has no such password. libshout reconnects
@@ -544,12 +552,11 @@ class ShoutcastServer:
         try:
             with anyio.fail_after(self.head_timeout):
                 request = await reader.line()
-                # Skip the rest of the head (headers do not matter here); tolerate a client
-                # that sends the request line and closes (butt does not wait for the answer).
-                while request is not None:
-                    header = await reader.line()
-                    if header is None or not header.strip():
-                        break
+                if request is not None and _HTTP_REQUEST.match(request):
+                    # Skip the rest of the head (headers do not matter here); tolerate a client
+                    # that sends the request line and closes (butt does not wait for the answer).
+                    while (header := await reader.line()) is not None and header.strip():
+                        pass
         except (_BadInput, TimeoutError) as exc:
             self.stats.bad_requests += 1
             log.info("shoutcast ingest: dropping %s: %s", peer, exc or "no request in time")
@@ -557,6 +564,17 @@ class ShoutcastServer:
         if request is None:
             self.stats.probes += 1
             log.debug("shoutcast ingest: %s connected to the base port and closed", peer)
+            return
+        if not _HTTP_REQUEST.match(request):
+            # Not HTTP: a source tool configured with the base port instead of port + 1 (darkice
+            # and some DSP plugins take the source port itself). Accept it all the same.
+            log.info(
+                "shoutcast ingest: %s logs in on the base port %s (sources belong on %s)",
+                peer,
+                self.port,
+                self.source_port,
+            )
+            await self._icy_login(stream, reader, peer, request)
             return
         parts = request.split()
         if len(parts) < 2 or parts[0].upper() not in (b"GET", b"HEAD"):

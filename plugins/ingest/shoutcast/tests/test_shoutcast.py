@@ -387,6 +387,23 @@ async def test_dnas2_stream_id_suffix(mp3_bytes: bytes) -> None:
         assert (await h.next_source()).info.mount == "/"
 
 
+async def test_source_on_base_port(mp3_bytes: bytes) -> None:
+    """darkice takes the source port itself; a user who gives it the base port still works."""
+    async with running_server() as h:
+        stream = await h.connect_base()
+        await stream.send(b"hackme\n")
+        assert await read_exactly(stream, len(OK_ANSWER)) == OK_ANSWER
+        await stream.send(b"icy-name:Base\nicy-br:128\n\n" + mp3_bytes)
+        await stream.aclose()
+        rec = await h.next_source()
+        assert rec.info.name == "Base"
+        assert bytes(rec.data) == mp3_bytes
+        wrong = await h.connect_base()
+        await wrong.send(b"nope\n")
+        assert await read_all(wrong) == INVALID_PASSWORD
+        await wrong.aclose()
+
+
 async def test_audio_without_blank_line(mp3_bytes: bytes) -> None:
     """A client that sends headers then audio with no blank line: the audio is kept whole."""
     async with running_server() as h:
