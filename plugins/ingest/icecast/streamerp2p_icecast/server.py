@@ -20,7 +20,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import anyio
 import h11
@@ -109,7 +109,7 @@ def _parse_audio_info(value: str) -> dict[str, str]:
             continue
         key = key.strip().lower()
         key = key.removeprefix("ice-")
-        out[key] = val.strip()
+        out[key] = unquote(val.strip())  # libshout URL-encodes the values (ices: 3%2e00)
     return out
 
 
