@@ -682,3 +682,42 @@ async def test_ezstream_icy_wrong_password(mp3_bytes: bytes, tmp_path: Path) -> 
         assert h.sources == []
         assert h.titles == []
         assert h.server is not None and h.server.stats.auth_failures >= 1
+
+
+LIQUIDSOAP_SCRIPT = """
+settings.log.stdout.set(true)
+settings.log.file.set(false)
+settings.init.allow_root.set(true)
+s = once(single("annotate:artist=\\"Liq Artist\\",title=\\"Liq Title\\":{mp3}"))
+output.icecast(%mp3(bitrate=128), protocol="icy", host="127.0.0.1", port={port},
+  password="{password}", name="Liq Radio", genre="Synth", url="http://liq.example/",
+  fallible=true, on_stop=shutdown, s)
+"""
+
+
+@pytest.mark.e2e
+async def test_liquidsoap_icy(mp3_bytes: bytes, tmp_path: Path) -> None:
+    """liquidsoap output.icecast(protocol="icy") (ocaml-cry): login on port + 1, icy headers,
+    mp3 re-encoded from the file, the title through admin.cgi on the base port."""
+    liquidsoap = require_tool("liquidsoap")
+    mp3 = tmp_path / "in.mp3"
+    mp3.write_bytes(mp3_bytes)
+    async with running_server() as h:
+        script = tmp_path / "radio.liq"
+        script.write_text(LIQUIDSOAP_SCRIPT.format(mp3=mp3, port=h.port, password=PASSWORD))
+        log = tmp_path / "liquidsoap.log"
+        code = await run_tool([liquidsoap, str(script)], log, 60)
+        output = log.read_text(errors="replace")
+        assert code == 0, output
+        rec = await h.next_source()
+    assert len(rec.data) > 16000, output  # 1.5 s at 128 kbit/s
+    assert rec.data.find(b"\xff\xfb") >= 0  # MPEG-1 Layer III frames
+    assert rec.info.mount == "/"
+    assert rec.info.content_type == "audio/mpeg"
+    assert (rec.info.name, rec.info.genre, rec.info.url) == (
+        "Liq Radio",
+        "Synth",
+        "http://liq.example/",
+    )
+    assert rec.info.bitrate == 128
+    assert ("/", "Liq Artist - Liq Title") in h.titles, output
