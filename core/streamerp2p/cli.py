@@ -256,10 +256,11 @@ def broadcast_cmd(
             _say("source: generated tone")
         else:
             h, p = await app.serve_ingest(tg, ingest, src_host, src_port, password, key.station_id)
-            _say(
-                f"ingest: {ingest} on {format_hostport((h, p))} "
-                f"(e.g. icecast://source:PASSWORD@{format_hostport((h, p))}/live)"
-            )
+            if ingest == "shoutcast":
+                hint = f"SHOUTcast v1: sources connect to port {p + 1}, titles to {p}"
+            else:
+                hint = f"e.g. icecast://source:PASSWORD@{format_hostport((h, p))}/live"
+            _say(f"ingest: {ingest} on {format_hostport((h, p))} ({hint})")
 
     _run(_run_node, app, body, exit_after, status_file)
 
