@@ -981,15 +981,20 @@ def liquidsoap_script(tmp: Path, mp3: Path, port: int, protocol: str = "") -> Pa
 
 
 @pytest.mark.e2e
-async def test_liquidsoap_icecast(mp3_bytes: bytes, tmp_path: Path) -> None:
-    """liquidsoap output.icecast (ocaml-cry, SOURCE): encodes the file to mp3, sends a title."""
+@pytest.mark.parametrize(
+    "options", ["", 'method="put", chunked=true, '], ids=["source", "put-chunked"]
+)
+async def test_liquidsoap_icecast(mp3_bytes: bytes, tmp_path: Path, options: str) -> None:
+    """liquidsoap output.icecast (ocaml-cry): SOURCE with a raw body (the default), or PUT with a
+    chunked body (``Host:`` left empty); encodes the file to mp3, sends a title."""
     liquidsoap = require_tool("liquidsoap")
     ffmpeg = require_tool("ffmpeg")
     mp3 = tmp_path / "in.mp3"
     mp3.write_bytes(mp3_bytes)
     async with running_server() as h:
         log = tmp_path / "liquidsoap.log"
-        code = await run_tool([liquidsoap, str(liquidsoap_script(tmp_path, mp3, h.port))], log, 60)
+        script = liquidsoap_script(tmp_path, mp3, h.port, options)
+        code = await run_tool([liquidsoap, str(script)], log, 60)
         output = log.read_text(errors="replace")
         assert code == 0, output
         rec = await h.next_source()
