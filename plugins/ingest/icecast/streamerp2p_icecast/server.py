@@ -3,7 +3,8 @@
 Accepts ``PUT /mount`` (Icecast 2.4+, ffmpeg's ``icecast://``, libshout 2.4+) and the legacy
 ``SOURCE /mount`` (older libshout, butt, ffmpeg ``-legacy_icecast 1``), with HTTP Basic
 authentication, ``Expect: 100-continue``, chunked, ``Content-Length`` or raw (until close)
-bodies, and the ``/admin/metadata?mode=updinfo`` title updates.
+bodies, and the ``/admin/metadata?mode=updinfo`` title updates. Icecast 1's x-audiocast login
+(``SOURCE password /mount``, darkice's ``[icecast-0]``) is accepted too.
 
 Request heads are parsed with h11; responses are written as raw bytes because Icecast clients
 expect exactly what Icecast sends: one answer, ``HTTP/1.1 100 Continue`` to a ``PUT`` with
@@ -45,6 +46,8 @@ LINGER_SECONDS = 2.0  # how long to drain a refused client so it can read our an
 _HEAD_END = re.compile(rb"\n\r?\n")
 _TOKEN_PREFIX = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}(?: |$)")
 _HOST_HEADER = re.compile(rb"\nhost[ \t]*:", re.IGNORECASE)
+# Icecast 1 (x-audiocast): "SOURCE password /mount", no protocol version
+_XAUDIOCAST = re.compile(rb"^SOURCE +(\S+) +(/\S*) *\r?$", re.IGNORECASE)
 
 METADATA_OK = (
     '<?xml version="1.0"?>\n'
@@ -365,11 +368,13 @@ class IcecastServer:
         try:
             with anyio.fail_after(self.head_timeout):
                 head, rest = await self._read_head(stream)
-            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_bytes)
-            conn.receive_data(self._normalise_head(head) + rest)
-            event = conn.next_event()
-            if not isinstance(event, h11.Request):
-                raise _BadRequest(f"unexpected {event!r}")
+            login = _XAUDIOCAST.match(head.split(b"\n", 1)[0])
+            if not login:
+                conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_bytes)
+                conn.receive_data(self._normalise_head(head) + rest)
+                event = conn.next_event()
+                if not isinstance(event, h11.Request):
+                    raise _BadRequest(f"unexpected {event!r}")
         except _Probe:
             self.stats.probes += 1
             log.debug("icecast ingest: %s connected and closed (probe)", peer)
@@ -384,7 +389,10 @@ class IcecastServer:
             OSError,
         ) as exc:
             self.stats.bad_requests += 1
-            log.debug("icecast ingest: dropping %s: %s", peer, exc or type(exc).__name__)
+            log.info("icecast ingest: dropping %s: %s", peer, exc or type(exc).__name__)
+            return
+        if login:
+            await self._xaudiocast(stream, peer, login, head, rest)
             return
 
         headers: dict[str, str] = {}
@@ -423,6 +431,11 @@ class IcecastServer:
             + b"Connection: close\r\n\r\n"
             + body
         )
+        await self._send_and_linger(stream, response)
+
+    async def _send_and_linger(self, stream: SocketStream, response: bytes) -> None:
+        """Send ``response``, then drain for a moment so that the client can read it (closing
+        with unread input would reset the connection and could destroy the answer)."""
         try:
             await stream.send(response)
             await stream.send_eof()
@@ -520,35 +533,90 @@ class IcecastServer:
                 # Body bytes that came with the head (h11 kept them) plus any read since.
                 prefix = bytes(conn.trailing_data[0]) + received
             info = source_info_from_headers(mount, headers)
-            source = IcecastSource(
-                info,
-                peer,
-                stream,
-                conn,
-                mode,
-                prefix=prefix,
-                timeout=self.source_timeout,
-                read_size=self.read_size,
-            )
-            self.stats.sources += 1
-            log.info(
-                "icecast ingest: source %s on %s (%s, %s, %s)",
-                peer,
-                mount,
-                method.decode(),
-                info.content_type or "no content type",
-                info.user_agent or "unknown client",
-            )
+            await self._feed(stream, conn, peer, info, mode, prefix, method.decode())
+        finally:
+            self.active_mounts.discard(mount)
+
+    async def _feed(
+        self,
+        stream: SocketStream,
+        conn: h11.Connection,
+        peer: str,
+        info: SourceInfo,
+        mode: BodyMode,
+        prefix: bytes,
+        how: str,
+    ) -> None:
+        """Hand an accepted source to the node until it is done with it."""
+        source = IcecastSource(
+            info,
+            peer,
+            stream,
+            conn,
+            mode,
+            prefix=prefix,
+            timeout=self.source_timeout,
+            read_size=self.read_size,
+        )
+        self.stats.sources += 1
+        log.info(
+            "icecast ingest: source %s on %s (%s, %s, %s)",
+            peer,
+            info.mount,
+            how,
+            info.content_type or "no content type",
+            info.user_agent or "unknown client",
+        )
+        try:
+            await self.ctx.on_source(source)
+        finally:
+            await source.aclose()
+        log.info(
+            "icecast ingest: source %s on %s ended after %d bytes",
+            peer,
+            info.mount,
+            source.bytes_received,
+        )
+
+    async def _xaudiocast(
+        self, stream: SocketStream, peer: str, login: re.Match[bytes], head: bytes, rest: bytes
+    ) -> None:
+        """Icecast 1's x-audiocast login (darkice ``[icecast-0]``, libshout XAUDIOCAST):
+        ``SOURCE password /mount`` and ``x-audiocast-*`` lines, answered ``OK`` or the
+        ``ERROR - ...`` lines Icecast 1.3 sent."""
+        password, mount = _text(login.group(1)), _text(login.group(2))
+        headers: dict[str, str] = {}
+        for raw in head.split(b"\n")[1:]:
+            name, sep, value = _text(raw.rstrip(b"\r")).partition(":")
+            if sep and name.strip():
+                name = name.strip().lower()
+                if name.startswith("x-audiocast-"):
+                    name = "ice-" + name.removeprefix("x-audiocast-")
+                headers[name] = value.strip()
+        try:
+            ok = bool(self.ctx.check_password("source", password))
+        except Exception:
+            log.exception("icecast ingest: check_password failed")
+            ok = False
+        if not ok:
+            self.stats.auth_failures += 1
+            log.warning("icecast ingest: wrong password from %s (x-audiocast %s)", peer, mount)
+            await self._send_and_linger(stream, b"ERROR - Bad Password\r\n")
+            return
+        if mount in self.active_mounts or mount.startswith("/admin"):
+            self.stats.mount_in_use += 1
+            log.warning("icecast ingest: %s refused, mountpoint %s in use or invalid", peer, mount)
+            await self._send_and_linger(stream, b"ERROR - Mount Point Taken or Invalid\r\n")
+            return
+        self.active_mounts.add(mount)
+        try:
             try:
-                await self.ctx.on_source(source)
-            finally:
-                await source.aclose()
-            log.info(
-                "icecast ingest: source %s on %s ended after %d bytes",
-                peer,
-                mount,
-                source.bytes_received,
-            )
+                await stream.send(b"OK\r\n")
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                return
+            info = source_info_from_headers(mount, headers)
+            conn = h11.Connection(h11.SERVER)  # unused for a raw body
+            await self._feed(stream, conn, peer, info, "raw", rest, "x-audiocast")
         finally:
             self.active_mounts.discard(mount)
 

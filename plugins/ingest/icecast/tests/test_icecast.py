@@ -680,6 +680,39 @@ async def test_darkice_icecast2_dialect(mp3_bytes: bytes) -> None:
         assert rec.info.public is False
 
 
+async def test_darkice_icecast1_xaudiocast_dialect(mp3_bytes: bytes) -> None:
+    """darkice [icecast-0] (Icecast 1, x-audiocast), captured: ``SOURCE password /mount`` with no
+    protocol, ``x-audiocast-*`` lines; it wants ``OK`` (and knows Icecast 1's error lines)."""
+    login = (
+        b"SOURCE hackme /ice1.mp3\nx-audiocast-bitrate: 128\nx-audiocast-public: 1\n"
+        b"x-audiocast-name: Ice One\nx-audiocast-description: from darkice\n"
+        b"x-audiocast-url: http://ice1.example/\nx-audiocast-genre: Old\n\n"
+    )
+    async with running_server() as h:
+        stream = await h.connect()
+        await stream.send(login)
+        assert await read_until(stream, b"\r\n") == b"OK\r\n"
+        await stream.send(mp3_bytes)
+        await stream.aclose()
+        rec = await h.next_source()
+        assert bytes(rec.data) == mp3_bytes
+        info = rec.info
+        assert (info.mount, info.name, info.genre, info.url) == (
+            "/ice1.mp3",
+            "Ice One",
+            "Old",
+            "http://ice1.example/",
+        )
+        assert (info.description, info.bitrate, info.public) == ("from darkice", 128, True)
+
+        wrong = await h.connect()
+        await wrong.send(login.replace(b"hackme", b"nope") + mp3_bytes[:2000])
+        assert await read_all(wrong) == b"ERROR - Bad Password\r\n"
+        await wrong.aclose()
+        assert h.server is not None and h.server.stats.auth_failures == 1
+        assert len(h.started_sources) == 1
+
+
 async def test_butt_icecast_dialect(mp3_bytes: bytes) -> None:
     """butt (icecast.cpp): PUT HTTP/1.1 with Expect: 100-continue and a raw body (no length,
     not chunked); titles by a GET /admin/metadata it closes without reading the answer."""
@@ -1007,8 +1040,10 @@ async def test_liquidsoap_icecast(mp3_bytes: bytes, tmp_path: Path, options: str
 
 
 @pytest.mark.e2e
-async def test_darkice_icecast2(tmp_path: Path) -> None:
-    """darkice 1.3 (its own Icecast 2 connector) encoding 2 s from ALSA's null capture device."""
+@pytest.mark.parametrize("section", ["icecast2-0", "icecast-0"], ids=["icecast2", "icecast1"])
+async def test_darkice(tmp_path: Path, section: str) -> None:
+    """darkice 1.3 (its own connectors: Icecast 2 SOURCE, Icecast 1 x-audiocast) encoding 2 s
+    from ALSA's null capture device."""
     darkice = require_tool("darkice")
     ffmpeg = require_tool("ffmpeg")
     async with running_server() as h:
@@ -1025,7 +1060,7 @@ sampleRate = 44100
 bitsPerSample = 16
 channel = 2
 
-[icecast2-0]
+[{section}]
 bitrateMode = cbr
 format = mp3
 bitrate = 128
@@ -1047,7 +1082,12 @@ public = no
         rec = await h.next_source()
     assert len(rec.data) > 16000, output
     assert decodes(ffmpeg, bytes(rec.data), tmp_path, "dark.mp3") == ""
-    assert (rec.info.mount, rec.info.content_type) == ("/dark.mp3", "audio/mpeg")
+    assert rec.info.mount == "/dark.mp3"
     assert (rec.info.name, rec.info.genre, rec.info.bitrate) == ("Dark Radio", "Drone", 128)
+    assert rec.info.description == "from darkice"
     assert rec.info.public is False
-    assert rec.info.user_agent.startswith("DarkIce/")
+    if section == "icecast2-0":
+        assert rec.info.content_type == "audio/mpeg"
+        assert rec.info.user_agent.startswith("DarkIce/")
+    else:  # Icecast 1 sent neither: the node sniffs the format
+        assert (rec.info.content_type, rec.info.user_agent) == ("", "")
