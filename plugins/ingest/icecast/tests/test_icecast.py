@@ -780,6 +780,26 @@ async def test_liquidsoap_cry_dialect(mp3_bytes: bytes) -> None:
         assert (rec.info.name, rec.info.bitrate, rec.info.public) == ("Liq Radio", 128, True)
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["audio/mpeg", "audio/ogg", "application/ogg", "audio/aac", "audio/aacp", "audio/opus"],
+)
+async def test_content_types_pass_through(content_type: str) -> None:
+    async with running_server() as h:
+        stream = await h.connect()
+        await stream.send(
+            b"PUT /ct HTTP/1.1\r\nHost: x\r\n"
+            + auth()
+            + f"Content-Type: {content_type}\r\n\r\n".encode()
+            + b"\x00\x01data"
+        )
+        assert await read_until(stream, b"\r\n\r\n") == b"HTTP/1.0 200 OK\r\n\r\n"
+        await stream.aclose()
+        rec = await h.next_source()
+        assert rec.info.content_type == content_type
+        assert bytes(rec.data) == b"\x00\x01data"
+
+
 async def test_probe_connections_are_quiet() -> None:
     """Tools and monitors that connect and close (or only send OPTIONS) are not errors."""
     async with running_server() as h:

@@ -404,6 +404,21 @@ async def test_source_on_base_port(mp3_bytes: bytes) -> None:
         await wrong.aclose()
 
 
+@pytest.mark.parametrize(
+    "content_type",
+    ["audio/mpeg", "audio/ogg", "application/ogg", "audio/aac", "audio/aacp", "audio/opus"],
+)
+async def test_content_types_pass_through(content_type: str) -> None:
+    async with running_server() as h:
+        stream = await h.connect_source()
+        await stream.send(f"hackme\r\ncontent-type:{content_type}\r\n\r\n".encode() + b"OggS")
+        assert await read_exactly(stream, len(OK_ANSWER)) == OK_ANSWER
+        await stream.aclose()
+        rec = await h.next_source()
+        assert rec.info.content_type == content_type
+        assert bytes(rec.data) == b"OggS"
+
+
 async def test_audio_without_blank_line(mp3_bytes: bytes) -> None:
     """A client that sends headers then audio with no blank line: the audio is kept whole."""
     async with running_server() as h:
