@@ -262,6 +262,40 @@ async def test_libshout_icy_dialect(mp3_bytes: bytes) -> None:
         assert info.extra == {}  # empty icy-irc/aim/icq are dropped
 
 
+async def test_mixxx_libshout_idjc_dialect(mp3_bytes: bytes) -> None:
+    """Mixxx's bundled libshout-idjc (proto_icy.c): like libshout, with ``content-type`` right
+    after the password; titles as ``song`` through admin.cgi."""
+    async with running_server() as h:
+        poke = await h.connect_source()
+        await poke.send(b"!POKE\nicy-name:libshout server poke request\n\n")
+        assert await read_all(poke) == INVALID_PASSWORD
+        await poke.aclose()
+        stream = await h.connect_source()
+        await stream.send(
+            b"hackme\ncontent-type:audio/mpeg\nicy-name:Mixxx Live\nicy-url:http://www.mixxx.org\n"
+            b"icy-irc:\nicy-aim:\nicy-icq:\nicy-pub:0\nicy-genre:Live Mix\nicy-br:128\n\n"
+        )
+        assert await read_exactly(stream, len(OK_ANSWER)) == OK_ANSWER
+        await stream.send(mp3_bytes)
+        title = await h.connect_base()
+        await title.send(
+            b"GET /admin.cgi?mode=updinfo&pass=hackme&song=DJ%20-%20Track HTTP/1.1\r\n"
+            b"Host: 127.0.0.1:8000\r\nUser-Agent: Mixxx/2.3 (Mozilla compatible)\r\n\r\n"
+        )
+        assert (await read_all(title)).startswith(b"HTTP/1.0 200 OK\r\n")
+        await title.aclose()
+        await stream.aclose()
+        rec = await h.next_source()
+        assert bytes(rec.data) == mp3_bytes
+        assert (rec.info.content_type, rec.info.name, rec.info.genre) == (
+            "audio/mpeg",
+            "Mixxx Live",
+            "Live Mix",
+        )
+        assert rec.info.public is False
+        assert h.titles == [("/", "DJ - Track")]
+
+
 async def test_butt_dialect(mp3_bytes: bytes) -> None:
     """butt (shoutcast.cpp): password CRLF, a Host line, icy-* without spaces, content-type
     last, all before reading; titles by a GET it sends and closes without reading the answer."""
