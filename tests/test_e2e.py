@@ -45,10 +45,11 @@ def make_source(path: Path, seconds: float) -> list[int]:
 class Reader:
     """A player stand-in: reads a node's HTTP output (no Icy-MetaData) into memory."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, request: bytes | None = None) -> None:
         u = urlsplit(url)
         self.sock = socket.create_connection((u.hostname, u.port), timeout=60)
-        self.sock.sendall(f"GET {u.path} HTTP/1.0\r\nHost: {u.netloc}\r\n\r\n".encode())
+        default = f"GET {u.path} HTTP/1.0\r\nHost: {u.netloc}\r\n\r\n".encode()
+        self.sock.sendall(request or default)
         self.head = b""
         self.body = bytearray()
         self.cond = threading.Condition()

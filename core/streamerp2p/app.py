@@ -133,8 +133,10 @@ class App:
         plugins: PluginHost,
         *,
         out: Callable[[str], None] | None = None,
+        config: Any = None,
     ) -> None:
         self.opts = opts
+        self.config = config  # the Config it was made from (front ends read and save it)
         self.state_dir = state_dir
         self.plugins = plugins
         self.out = out or (lambda line: None)
@@ -151,12 +153,16 @@ class App:
         self.first_audio_at: dict[bytes, float] = {}  # seconds after start
         self.listeners: list[Callable[[ev.Event], None]] = []
         self._sent_headers: dict[bytes, bytes] = {}  # codec headers given to the node, by station
-        self._broadcasts: dict[str, bytes] = {}  # mount -> station id
+        self._broadcasts: dict[str, bytes] = {}  # mount ("*": any other) -> station id
+        self._live_sources: dict[bytes, str] = {}  # station id -> the source feeding it
+        self._on_air: dict[bytes, bool] = {}  # stations we receive: on air as last heard
         self._metas: dict[bytes, StationMeta] = {}
+        self.task_group: TaskGroup | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self, tg: TaskGroup) -> None:
+        self.task_group = tg  # (front ends start ingest servers in it)
         self.runtime.bind()
         await tg.start(self.runtime.run)
         if self.http is not None:
@@ -194,6 +200,29 @@ class App:
         self.runtime.poke()
         return out
 
+    def untune(self, station_id: bytes) -> None:
+        """Stop receiving a station: the node leaves its tree politely (children re-home);
+        players reading its output get the end of the stream."""
+        self.node.untune(station_id, self.now())
+        self.runtime.poke()
+        self._drop_output(station_id)
+
+    def stop_station(self, station_id: bytes) -> None:
+        """Stop broadcasting: off air for good, the tree is told to go."""
+        self.node.stop_broadcast(station_id, self.now())
+        self.runtime.poke()
+        for mount in [m for m, s in self._broadcasts.items() if s == station_id]:
+            del self._broadcasts[mount]
+        self._drop_output(station_id)
+
+    def _drop_output(self, sid: bytes) -> None:
+        out = self.outputs.pop(sid, None)
+        if out is not None:
+            out.end()
+            if self.http is not None:
+                self.http.remove(out.station_id)
+        self.first_audio.pop(sid, None)
+
     def stream_url(self, station_id: bytes) -> str:
         assert self.http is not None
         return self.http.url(encode_station_id(station_id))
@@ -220,13 +249,23 @@ class App:
 
     # ------------------------------------------------------------------ broadcasting
 
-    def start_station(self, key: StationKey, meta: StationMeta, mount: str = "/") -> Link:
+    def start_station(
+        self, key: StationKey, meta: StationMeta, mount: str = "*", *, on_air: bool = True
+    ) -> Link:
+        """Start broadcasting a station whose sources connect on ``mount`` ("*": any mount
+        no other station of this node has). ``on_air=False``: off air until a source comes."""
         sid = key.station_id
         self._output(sid, meta)
         self.node.start_broadcast(key, meta, self.now(), wall_ms=int(time.time() * 1000))
+        if not on_air:
+            self.node.set_on_air(sid, False, self.now())
         self.runtime.poke()
-        self._broadcasts[mount] = sid
+        self._broadcasts[_mount_key(mount)] = sid
         return self.link(sid)
+
+    def station_for_mount(self, mount: str) -> bytes | None:
+        """The station a source on ``mount`` feeds: the one on that mount, else the catch-all."""
+        return self._broadcasts.get(_mount_key(mount), self._broadcasts.get("*"))
 
     def link(self, station_id: bytes) -> Link:
         meta = self._metas.get(station_id, StationMeta())
@@ -282,9 +321,16 @@ class App:
         self.runtime.poke()
 
     async def serve_ingest(
-        self, tg: TaskGroup, name: str, host: str, port: int, password: str, station_id: bytes
+        self,
+        tg: TaskGroup,
+        name: str,
+        host: str,
+        port: int,
+        password: str,
+        station_id: bytes | None = None,
     ) -> tuple[str, int]:
-        """Run an ingest server whose sources feed ``station_id``; returns where it listens."""
+        """Run an ingest server; returns where it listens. A source feeds ``station_id`` if
+        given, else the station of its mount (see :meth:`station_for_mount`)."""
         spec = self.plugins.ingest(name)
         started: dict[str, tuple[str, int]] = {}
         ready = anyio.Event()
@@ -296,11 +342,33 @@ class App:
         def check_password(user: str, pw: str) -> bool:
             return hmac.compare_digest(pw.encode(), password.encode())
 
+        def target(mount: str) -> bytes | None:
+            return station_id if station_id is not None else self.station_for_mount(mount)
+
         async def on_source(conn: SourceConnection) -> None:
-            await self._run_source(station_id, conn)
+            sid = target(conn.info.mount)
+            if sid is None:
+                self.out(f"source refused: no station on mount {conn.info.mount} ({conn.peer})")
+                return
+            busy = self._live_sources.get(sid)
+            if busy is not None:
+                self.out(f"source refused: {conn.peer} (the station has a source: {busy})")
+                return
+            self._live_sources[sid] = conn.peer
+            try:
+                await self._run_source(sid, conn)
+            finally:
+                del self._live_sources[sid]
+                if sid[:4] in self.node.sessions:
+                    self.node.set_on_air(sid, False, self.now())
+                    self.runtime.poke()
+                    self.out(f"off air: {self._metas[sid].name or encode_station_id(sid)}")
 
         def on_title(mount: str, title: str) -> None:
-            self.node.update_station(station_id, self.now(), title=title)
+            sid = target(mount)
+            if sid is None or sid[:4] not in self.node.sessions:
+                return
+            self.node.update_station(sid, self.now(), title=title)
             self.runtime.poke()
 
         ctx = IngestContext(host, port, check_password, on_source, on_title, on_started)
@@ -323,10 +391,13 @@ class App:
         )
         self._metas[sid] = meta
         self.out(f"source connected: {conn.peer} {info.content_type} {info.user_agent}".rstrip())
+        self.node.set_on_air(sid, True, self.now())
+        self.runtime.poke()
         head = b""
         framer = None
         codec = None
         announced = False
+        junk = 0  # bytes since the last frame: a source sending garbage is dropped
         try:
             async for data in conn:
                 if framer is None:
@@ -340,6 +411,16 @@ class App:
                     framer = codec.framer()
                     data, head = head, b""
                 frames = framer.push(data)
+                if not frames:
+                    junk += len(data)
+                    if junk > MAX_SOURCE_JUNK:
+                        self.out(
+                            f"source dropped: {conn.peer} sent {junk} bytes without audio "
+                            f"({codec.name if codec else '?'} framer)"
+                        )
+                        return
+                    continue
+                junk = 0
                 if frames:
                     self._send_headers(sid, framer)
                     self.node.broadcast_frames(sid, frames, self.now())
@@ -381,6 +462,10 @@ class App:
                     out.set_title(rec.title)
             if sid not in self._broadcasts.values():
                 self._metas[sid] = rec.meta
+                if out is not None and self._on_air.get(sid, True) != rec.on_air:
+                    name = rec.meta.name or encode_station_id(sid)
+                    self.out(f"station {'back on air' if rec.on_air else 'off air'}: {name}")
+            self._on_air[sid] = rec.on_air
             text = encode_station_id(sid)
             self.plugins.emit("streamerp2p_station_seen", station_id=text, meta=rec.meta)
             if e.title_changed and rec.title:
@@ -492,3 +577,15 @@ class App:
         while True:
             write_atomic(path, json.dumps(self.status()).encode(), 0o644, durable=False)
             await anyio.sleep(interval)
+
+
+#: A source whose bytes give no audio frame for this long is dropped (off air): a broken
+#: encoder or the wrong content, rather than a pause (a pause sends nothing at all).
+MAX_SOURCE_JUNK = 256 * 1024
+
+
+def _mount_key(mount: str) -> str:
+    """Mounts compare without surrounding slashes ("/live/" is "/live"); "*" stays."""
+    if mount == "*":
+        return mount
+    return "/" + mount.strip().strip("/")

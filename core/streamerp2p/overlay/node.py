@@ -562,6 +562,26 @@ class Node:
         version = max(rec.version + 1, int(now * 1000) + sess.wall_offset)
         self._set_record(sess, replace(rec, version=version, headers_hash=h).signed(sess.key))
 
+    def set_on_air(self, station_id: bytes, on_air: bool, now: float) -> None:
+        """Broadcaster: the source stopped (``False``) or came back (``True``). The tree stays
+        up while the station is off air, so listeners resume without tuning in again; the
+        signed record tells them. Chunk timestamps follow the wall clock through the pause, so
+        listeners' playout clocks need no reset: the first new chunk is simply on time."""
+        sess = self.sessions[tag_of(station_id)]
+        assert sess.key is not None and sess.record is not None
+        if sess.record.on_air == on_air:
+            return
+        self._now = now
+        if not on_air:
+            assert sess.packer is not None
+            for payload, start in sess.packer.flush():
+                self._emit_chunk(sess, payload, start, now)
+            self._seal(sess, now)
+            self._release_paced(sess, now, all_=True)
+        rec = sess.record
+        version = max(rec.version + 1, int(now * 1000) + sess.wall_offset)
+        self._set_record(sess, replace(rec, version=version, on_air=on_air).signed(sess.key))
+
     def broadcast_frames(self, station_id: bytes, frames: list[Frame], now: float) -> None:
         sess = self.sessions[tag_of(station_id)]
         assert sess.packer is not None
