@@ -15,7 +15,10 @@ drops every page rather than send an undecodable stream.
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +119,18 @@ def test_late_joiner_of_an_ogg_station_gets_a_valid_stream(tmp_path: Path) -> No
 
         for r in (early, late):
             assert r.wait_for(second_chain_ended, timeout=20), f"{len(r.body)} bytes"
+        # the title in the new chain's Vorbis comments became the station's now playing,
+        # signed by the broadcaster and relayed to the listener's directory
+        api = url.split("/stream/")[0] + "/api/stations"
+        deadline = time.monotonic() + 10
+        titles: list[str] = []
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(api, timeout=5) as resp:
+                titles = [st["title"] for st in json.loads(resp.read())["stations"]]
+            if titles == ["Second"]:
+                break
+            time.sleep(0.2)  # (polling a status API: no event to wait on from here)
+        assert titles == ["Second"], titles
         early_data, late_data = bytes(early.body), bytes(late.body)
         assert late_data != early_data and len(late_data) < len(early_data)
         pages = ogg_pages(late_data)

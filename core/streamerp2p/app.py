@@ -32,7 +32,14 @@ from .overlay.records import StationKey, encode_station_id
 from .overlay.wire import Addr
 from .plugins import PluginHost
 from .runtime import UdpRuntime
-from .types import IngestContext, PeerInfo, Rewriter, SourceConnection, StationMeta
+from .types import (
+    IngestContext,
+    PeerInfo,
+    Rewriter,
+    SourceConnection,
+    StationMeta,
+    framer_title,
+)
 
 log = logging.getLogger(__name__)
 
@@ -407,6 +414,7 @@ class App:
         codec = None
         announced = False
         junk = 0  # bytes since the last frame: a source sending garbage is dropped
+        last_title = ""
         try:
             async for data in conn:
                 if framer is None:
@@ -434,6 +442,10 @@ class App:
                 junk = 0
                 if frames:
                     self._send_headers(sid, framer)
+                    title = framer_title(framer)  # (Vorbis/Opus comments: in the stream)
+                    if title and title != last_title:
+                        last_title = title
+                        self.node.update_station(sid, self.now(), title=title)
                     self.node.broadcast_frames(sid, frames, self.now())
                     self.runtime.flush()
                     fmt = framer.format()

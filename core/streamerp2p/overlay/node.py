@@ -723,8 +723,8 @@ class Node:
         return token in (self._token(addr, minute), self._token(addr, minute - 1))
 
     def _counter_challenge(self, addr: Addr, now: float) -> None:
-        """Validation both ways in one exchange: challenge back an address that challenged us
-        (or that we answered padded) if we have not validated it yet."""
+        """Validation both ways in one exchange: challenge back an address whose padded request
+        we answered (within what it sent) if we have not validated it yet."""
         if self._is_valid(addr, now) or now - self._countered.get(addr, -1e9) < 10.0:
             return
         if len(self._countered) > 4096:
@@ -734,8 +734,8 @@ class Node:
         self._send(wire.Challenge(self._token(addr, int(now // 60))).encode(), addr)
 
     def _on_challenge(self, msg: wire.Challenge, addr: Addr, now: float) -> None:
-        self._send(wire.Response(msg.token).encode(), addr)  # (as small as what came)
-        self._counter_challenge(addr, now)
+        # as small as what came (no challenge back: that would double a spoofed CHALLENGE)
+        self._send(wire.Response(msg.token).encode(), addr)
         for sess in self.sessions.values():
             # it is alive and will answer once it has our RESPONSE: wait for that
             if sess.attaching == addr:
