@@ -272,11 +272,11 @@ class App:
         no other station of this node has). ``on_air=False``: off air until a source comes."""
         sid = key.station_id
         self._output(sid, meta)
+        self._broadcasts[_mount_key(mount)] = sid  # (first: the node's events name it ours)
         self.node.start_broadcast(key, meta, self.now(), wall_ms=int(time.time() * 1000))
         if not on_air:
             self.node.set_on_air(sid, False, self.now())
         self.runtime.poke()
-        self._broadcasts[_mount_key(mount)] = sid
         return self.link(sid)
 
     def station_for_mount(self, mount: str) -> bytes | None:
