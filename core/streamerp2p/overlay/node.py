@@ -80,6 +80,12 @@ MAX_STASHED = 1024  # addresses with requests waiting for their RESPONSE
 STASH_PER_ADDR = 4
 JOIN_PAD = 320  # a JOIN_REQ to a node that may not know us is padded to this: room for its OFFER
 JOIN_PADDED = 2  # padded JOIN_REQs per join round (a slow uplink would choke on more)
+# Misbehaving peers: every forged chunk, seal, record or header set a peer sends is a strike (an
+# honest node verifies before it relays, so it never sends one). A peer with a strike is no
+# longer a candidate parent or repair helper; at STRIKES_TO_BAN it is ignored for BAN_SECONDS.
+STRIKES_TO_BAN = 3
+BAN_SECONDS = 600.0
+MAX_BANNED = 4096
 MAX_TOKENS = 1024  # tokens others gave us in OFFERs (echoed in ATTACH)
 
 
@@ -158,6 +164,8 @@ class Stats:
     bad_chunks: int = 0
     bad_seals: int = 0
     bad_records: int = 0
+    banned: int = 0  # peers ignored for sending forged data (see STRIKES_TO_BAN)
+    banned_dropped: int = 0  # datagrams from them, dropped
     bad_headers: int = 0  # codec headers that did not match the station record's hash
     challenges: int = 0  # requests from unvalidated addresses answered with a CHALLENGE
     bad_tokens: int = 0  # RESPONSEs with a token we did not give that address
@@ -369,6 +377,8 @@ class Node:
         self._tokens: OrderedDict[Addr, bytes] = OrderedDict()  # from OFFERs, for our ATTACH
         self._budget: list[Any] | None = None  # [addr, bytes left]: answering an unproven address
         self._countered: dict[Addr, float] = {}  # CHALLENGEs we sent back (once per 10 s)
+        self._strikes: dict[Addr, int] = {}  # forged data received, by sender
+        self._banned: OrderedDict[Addr, float] = OrderedDict()  # sender -> ignored until
         self.node_id = node_id or self.rng.randbytes(wire.ID_LEN)
         self._anc_bits = wire.ancestor_bits(self.node_id)
         self.stats = Stats()
@@ -458,6 +468,12 @@ class Node:
         if size < 4 or size > _MAX_DATAGRAM or data[0:2] != _MAGIC or data[2] != 1:
             st.bad_datagrams += 1
             return
+        if self._banned and addr in self._banned:
+            if now < self._banned[addr]:
+                st.banned_dropped += 1
+                return
+            del self._banned[addr]
+            self._strikes.pop(addr, None)
         if data[3] == _DATA:
             self._on_data(data, addr, now)
             return
@@ -750,6 +766,33 @@ class Node:
         self.validate(addr, now)
         for data in self._stash.pop(addr, ()):
             self.receive_datagram(data, addr, now)
+
+    # ------------------------------------------------------------------ misbehaving peers
+
+    def _strike(self, addr: Addr | None, now: float) -> None:
+        """``addr`` sent forged data: deprioritise it, then ignore it."""
+        if addr is None:
+            return
+        n = self._strikes.get(addr, 0) + 1
+        if len(self._strikes) > 4 * MAX_BANNED:
+            self._strikes.clear()
+        self._strikes[addr] = n
+        for sess in self.sessions.values():
+            sess.candidates.pop(addr, None)  # no parent, no helper
+        if n < STRIKES_TO_BAN:
+            return
+        self.stats.banned += 1
+        self._banned[addr] = now + BAN_SECONDS
+        while len(self._banned) > MAX_BANNED:
+            self._banned.popitem(last=False)
+        self._valid.pop(addr, None)
+        for sess in list(self.sessions.values()):
+            if sess.parent == addr:
+                self._lose_parent(sess, now, "forged data")
+            sess.dead[addr] = now + BAN_SECONDS
+            c = sess.children.pop(addr, None)
+            if c is not None:
+                self._events.append(ChildLeft(sess.station_id, addr, c.node_id, "forged data"))
 
     # ------------------------------------------------------------------ helpers
 
@@ -1691,6 +1734,7 @@ class Node:
             verifier = sess.verifier or Verifier(rec.public_key)
             if not rec.verify(verifier):
                 self.stats.bad_records += 1
+                self._strike(addr, now)
                 return
             sess.verifier = verifier
             restarted = sess.record is not None and sess.record.epoch != rec.epoch
@@ -1707,6 +1751,7 @@ class Node:
             return
         if not rec.verify():
             self.stats.bad_records += 1
+            self._strike(addr, now)
             return
         self._directory_put(rec, raw, now)
         self._events.append(StationUpdated(rec, entry is None or entry.record.title != rec.title))
@@ -1771,6 +1816,7 @@ class Node:
         if len(data) != msg.total or headers_hash(data) != msg.hash:
             self.stats.bad_headers += 1
             sess.next_hdr_req = now + 1.0
+            self._strike(addr, now)
             return
         sess.codec_headers = data
         sess.codec_hash = msg.hash
@@ -1844,6 +1890,7 @@ class Node:
             msg.signature, wire.Seal.signed_bytes(sess.station_id, msg.first_seq, msg.hashes)
         ):
             self.stats.bad_seals += 1
+            self._strike(addr, now)
             return
         raw = msg.encode()
         first = msg.first_seq
@@ -1882,6 +1929,7 @@ class Node:
         if h is not None:  # (_verify_and_accept, inlined)
             if chunk_hash(data) != h:
                 self.stats.bad_chunks += 1
+                self._strike(addr, now)
                 return
             self._accept(sess, seq, data, now)
         elif len(sess.pending) < self.config.max_pending and (
