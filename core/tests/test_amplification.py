@@ -83,3 +83,36 @@ def test_no_request_is_answered_with_more_bytes_than_it_carried(target: str) -> 
     assert node.stats.challenges >= 5 and node.stats.bad_tokens >= 1
     # the node still serves its real listeners
     assert all(r.node(a).sessions[r.sid[:4]].parent is not None for a in r.listeners)
+
+
+def test_a_request_flood_from_one_address_is_rate_limited_and_others_are_served() -> None:
+    r = Radio(2, slots=2, source_slots=2)
+    for i in range(1, 3):
+        r.add_listener(i)
+        r.run(0.3)
+    r.run(3)
+    node = r.node(r.listeners[0])
+    flooder = ("10.9.0.7", 8466)
+    node.validate(flooder, r.sim.now)  # even a proven address may not flood
+    req = wire.StationReq(r.sid).encode()
+    answered = []
+
+    def count(src: object, dst: object, data: bytes) -> bool:
+        if dst == flooder and data[3] == wire.STATION:
+            answered.append(data)
+        return False
+
+    victim = Node(NodeConfig(slots=0, bandwidth_test=False), rng=random.Random(5))
+    victim.receive_datagram = lambda *a, **k: None  # type: ignore[method-assign]
+    r.sim.add(victim, flooder, Link(delay=0.01))
+    r.sim.drop = count
+    r.sim.call(
+        r.listeners[0], lambda n, t: [n.receive_datagram(req, flooder, t) for _ in range(1000)]
+    )
+    r.run(0.5)
+    assert 40 <= len(answered) <= 70  # the burst, not a thousand answers
+    assert node.stats.rate_limited >= 900
+    # the rest of the network is unaffected: a new listener joins through this node
+    late = r.add_listener(9, hosts=[r.listeners[0]])
+    r.run(5)
+    assert r.node(late).sessions[r.sid[:4]].parent is not None

@@ -84,6 +84,14 @@ JOIN_PADDED = 2  # padded JOIN_REQs per join round (a slow uplink would choke on
 # honest node verifies before it relays, so it never sends one). A peer with a strike is no
 # longer a candidate parent or repair helper; at STRIKES_TO_BAN it is ignored for BAN_SECONDS.
 STRIKES_TO_BAN = 3
+# Request rate limits (token buckets): per sending address and for the whole node. Requests are
+# the messages that make a node work or answer (_CHALLENGED); beyond the limits they are dropped
+# and counted. Generous for honest peers: gossip ~2/s, joins a few per round, repairs in bursts.
+PEER_RATE = 30.0  # requests per second from one address...
+PEER_BURST = 60.0  # ... with this burst
+NODE_RATE = 2000.0  # requests per second in all
+NODE_BURST = 4000.0
+MAX_BUCKETS = 8192
 BAN_SECONDS = 600.0
 MAX_BANNED = 4096
 MAX_TOKENS = 1024  # tokens others gave us in OFFERs (echoed in ATTACH)
@@ -165,6 +173,7 @@ class Stats:
     bad_seals: int = 0
     bad_records: int = 0
     banned: int = 0  # peers ignored for sending forged data (see STRIKES_TO_BAN)
+    rate_limited: int = 0  # requests dropped over the per-peer or the node's rate limit
     banned_dropped: int = 0  # datagrams from them, dropped
     bad_headers: int = 0  # codec headers that did not match the station record's hash
     challenges: int = 0  # requests from unvalidated addresses answered with a CHALLENGE
@@ -379,6 +388,8 @@ class Node:
         self._countered: dict[Addr, float] = {}  # CHALLENGEs we sent back (once per 10 s)
         self._strikes: dict[Addr, int] = {}  # forged data received, by sender
         self._banned: OrderedDict[Addr, float] = OrderedDict()  # sender -> ignored until
+        self._buckets: OrderedDict[Addr, list[float]] = OrderedDict()  # [tokens, at]
+        self._node_bucket = [NODE_BURST, now]
         self.node_id = node_id or self.rng.randbytes(wire.ID_LEN)
         self._anc_bits = wire.ancestor_bits(self.node_id)
         self.stats = Stats()
@@ -486,6 +497,9 @@ class Node:
             st.bad_datagrams += 1
             return
         mtype = type(msg)
+        if mtype in _CHALLENGED and not self._allow_request(addr, now):
+            st.rate_limited += 1
+            return
         if mtype in _CHALLENGED and not self._is_valid(addr, now):
             if mtype is wire.Attach and self._token_ok(addr, msg.token, now):  # type: ignore[union-attr]
                 self.validate(addr, now)  # it echoed the token of our OFFER
@@ -766,6 +780,27 @@ class Node:
         self.validate(addr, now)
         for data in self._stash.pop(addr, ()):
             self.receive_datagram(data, addr, now)
+
+    # ------------------------------------------------------------------ rate limits
+
+    def _allow_request(self, addr: Addr, now: float) -> bool:
+        nb = self._node_bucket
+        nb[0] = min(NODE_BURST, nb[0] + (now - nb[1]) * NODE_RATE)
+        nb[1] = now
+        b = self._buckets.get(addr)
+        if b is None:
+            b = self._buckets[addr] = [PEER_BURST, now]
+            if len(self._buckets) > MAX_BUCKETS:
+                self._buckets.popitem(last=False)  # (an old, idle one: it starts full again)
+        else:
+            self._buckets.move_to_end(addr)
+            b[0] = min(PEER_BURST, b[0] + (now - b[1]) * PEER_RATE)
+            b[1] = now
+        if b[0] < 1.0 or nb[0] < 1.0:
+            return False
+        b[0] -= 1.0
+        nb[0] -= 1.0
+        return True
 
     # ------------------------------------------------------------------ misbehaving peers
 
