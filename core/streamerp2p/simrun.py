@@ -124,7 +124,8 @@ class Swarm:
     def _addr(self) -> tuple[str, int]:
         i = self.next_ip
         self.next_ip += 1
-        return (f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}", 8466)
+        # one peer per /24, as on the internet (host lists limit entries per prefix)
+        return (f"10.{(i >> 8) & 255}.{i & 255}.1", 8466)
 
     def _count(self, src: Any, dst: Any, data: bytes) -> bool:
         self.bytes_by_type[data[3]] += len(data)

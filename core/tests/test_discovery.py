@@ -6,6 +6,7 @@ import random
 import struct
 
 import streamerp2p.simrun as simrun
+from streamerp2p.overlay import wire
 from streamerp2p.overlay.node import Node, NodeConfig
 from streamerp2p.overlay.records import StationKey
 from streamerp2p.sim import Link, Simulator
@@ -138,3 +139,31 @@ def test_reshuffle_moves_capacity_toward_the_broadcaster() -> None:
     assert by["fast"] < by["medium"] < by["modem"], by
     assert f["continuity"] > 0.97, f
     assert f["never_started"] == 0
+
+
+def test_a_flood_of_made_up_hosts_evicts_no_live_host() -> None:
+    net = Net(stations=1, per_station=30, max_hosts=60)
+    net.run(30)
+    target = next(iter(net.listeners))
+    node = net.node(target)
+    live = {a for a in node.hosts if node.hosts.get(a).direct}  # type: ignore[union-attr]
+    assert len(live) >= 5
+    liar = ("10.200.0.1", 8466)
+    node.validate(liar, net.sim.now)
+    # thousands of fresh-looking hosts: from one /24, then spread over many networks
+    fakes = [(f"10.66.6.{i % 250 + 1}", 9000 + i // 250) for i in range(2000)]
+    fakes += [(f"10.{100 + i // 250}.{i % 250}.9", 8466) for i in range(2000)]
+    for k in range(0, len(fakes), wire.MAX_HOSTS):
+        entries = [
+            wire.HostEntry(bytes([k % 256]) * 8, b"\0" * 4, a, 2, 0)
+            for a in fakes[k : k + wire.MAX_HOSTS]
+        ]
+        hello = wire.Hello(k, b"L" * 8, b"\0" * 4, target, entries).encode()
+        net.sim.call(target, lambda n, t, h=hello: n.receive_datagram(h, liar, t))
+    hosts = node.hosts
+    assert len(hosts) <= 60
+    assert live <= set(hosts), "a live host was evicted by made-up ones"
+    assert sum(1 for a in hosts if a[0].startswith("10.66.6.")) <= hosts.per_prefix
+    assert hosts.refused > 0
+    net.run(20)  # and the node goes on working: still tuned, still hearing its live hosts
+    assert node.sessions[net.keys[0].station_id[:4]].parent is not None

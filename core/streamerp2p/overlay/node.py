@@ -956,9 +956,11 @@ class Node:
         rec = hosts.get(addr)
         if rec is None:
             rec = hosts.add(addr, HostRec(node_id, tag or _NO_TAG, now))
+            assert rec is not None  # (first-hand entries are always taken)
         else:
             rec.node_id = node_id
             rec.last_heard = now
+            hosts.heard(addr, rec)
             if tag is not None:
                 hosts.set_tag(addr, tag)
         rec.asked = None
@@ -1116,9 +1118,10 @@ class Node:
                 # second-hand: as old as the sender says, so dead hosts do not live on in gossip
                 heard = now - max(h.age, 0) - 1.0
                 if now - heard < self.config.host_expiry:
-                    rec = HostRec(h.node_id, h.tag, heard, h.slots)
+                    rec = HostRec(h.node_id, h.tag, heard, h.slots, direct=False)
                     rec.reach, rec.proxy, rec.lan = h.reach, h.proxy, h.lan
-                    self.hosts.add(h.addr, rec)
+                    if self.hosts.add(h.addr, rec) is None:
+                        continue  # (refused: see HostList)
                     self.nat.consider_lan(h.addr, rec, now)
             elif h.proxy is not None and known.proxy != h.proxy and h.age < now - known.last_heard:
                 known.proxy, known.reach = h.proxy, h.reach  # fresher news of its proxy
