@@ -62,6 +62,8 @@ async def test_broadcast_tune_states_titles_stop_and_settings(tmp_path: Path) ->
         assert any(h["tool"] == "ffmpeg" and "source:pw@" in h["how"] for h in st["help"])
         with pytest.raises(ValueError, match="mount"):
             await src.start_broadcast("Other", password="pw", mount="/live")
+        # the tool help stays in every snapshot (a front end shows it again later)
+        assert src.snapshot()["broadcasts"][0]["help"] == st["help"]
         ingest = src.snapshot()["ingest"]
         assert ingest["plugin"] == "icecast" and ingest["port"] > 0
         # the listener tunes in by link before any audio: tuning / buffering, not playing
@@ -116,6 +118,7 @@ async def test_broadcast_tune_states_titles_stop_and_settings(tmp_path: Path) ->
         # settings: typed or text, validated all or nothing, written to the TOML file
         keys = {s["key"]: s for s in src.settings()}
         assert keys["node.slots"]["type"] and keys["node.slots"]["help"]
+        assert keys["node.slots"]["kind"] == "int" and keys["node.seeds"]["kind"] == "list[str]"
         assert src.update_settings({"node.slots": "5", "node.seeds": ["10.0.0.1:8466"]}) == [
             "node.slots",
             "node.seeds",
