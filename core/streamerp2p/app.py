@@ -421,6 +421,9 @@ class App:
                         return
                     continue
                 junk = 0
+                if sid[:4] not in self.node.sessions:  # stop_station while the tool sends
+                    self.out(f"source dropped: {conn.peer} (the station was stopped)")
+                    return
                 if frames:
                     self._send_headers(sid, framer)
                     self.node.broadcast_frames(sid, frames, self.now())
@@ -432,7 +435,7 @@ class App:
         finally:
             if framer is not None:
                 frames = framer.flush()
-                if frames:
+                if frames and sid[:4] in self.node.sessions:
                     self.node.broadcast_frames(sid, frames, self.now())
                 self.runtime.poke()
             self.out(f"source disconnected: {conn.peer}")

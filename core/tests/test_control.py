@@ -131,9 +131,11 @@ async def test_broadcast_tune_states_titles_stop_and_settings(tmp_path: Path) ->
             src.update_settings({"ingest.password": "x"})
         assert tomllib.loads(cfg_path.read_text())["node"]["slots"] == 5
         assert "http" not in tomllib.loads(cfg_path.read_text())
-        # stopping the broadcast ends the station
+        # stopping the broadcast ends the station, and the tool still sending is let go
         src.stop_broadcast(sid)
         assert src.snapshot()["broadcasts"] == []
+        await wait_for(src, lambda s: any("station was stopped" in r["line"] for r in s["log"]))
+        assert src_app._live_sources == {}
         await stream.aclose()
         tg.cancel_scope.cancel()
 
