@@ -7,7 +7,8 @@ Routes (see ``docs/ui.md``):
 * ``GET /api/snapshot``, ``GET /api/settings`` — JSON; ``GET /api/events`` — Server-Sent
   Events, one ``snapshot`` event (the controller's snapshot as JSON) after each change.
 * ``POST /api/tune``, ``/api/stop``, ``/api/broadcast``, ``/api/broadcast/stop``,
-  ``/api/settings``, ``/api/quit`` — the controller's actions; JSON in, JSON out, errors as
+  ``/api/settings``, ``/api/quit`` — the controller's actions; JSON in, JSON out (with the
+  snapshot right after the action, so the page shows "tuning" at once), errors as
   ``{"error": ...}`` with status 400 (``"key"`` names the setting at fault).
 * ``GET /widget/<station_id>`` — the broadcaster widget (an HTML page for an ``<iframe>`` on
   any site), ``/widget/<station_id>.json`` and ``/widget/<station_id>/events`` its public data.
@@ -201,7 +202,8 @@ class WebUI:
                 return JSONResponse({"error": text, "key": key}, 400, COMMON_HEADERS)
             except (ValueError, KeyError, TypeError, OSError) as exc:
                 return JSONResponse({"error": str(exc)}, 400, COMMON_HEADERS)
-            return JSONResponse(result if result is not None else {"ok": True}, 200, COMMON_HEADERS)
+            out = {"ok": True, **(result or {}), "snapshot": self.controller.snapshot()}
+            return JSONResponse(out, 200, COMMON_HEADERS)
 
         return endpoint
 

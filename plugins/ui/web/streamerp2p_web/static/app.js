@@ -83,7 +83,15 @@ function widgetSnippet(sid, name) {
 
 function tune(target) {
   $("tune-error").textContent = "";
-  post("/api/tune", { target }).catch((e) => ($("tune-error").textContent = e.message));
+  post("/api/tune", { target })
+    .then(renderNewer)
+    .catch((e) => ($("tune-error").textContent = e.message));
+}
+
+// An action's answer carries the snapshot right after it: show it unless the event stream
+// already brought a newer one.
+function renderNewer(answer) {
+  if (answer.snapshot && (!snap || answer.snapshot.serial >= snap.serial)) render(answer.snapshot);
 }
 
 function select(sid, focus = false) {
@@ -341,7 +349,9 @@ function broadcastCard(b) {
   const help = el("ol", { class: "help" });
   const stopB = el("button", { type: "button", class: "danger", text: "Stop broadcast" });
   stopB.addEventListener("click", () => {
-    post("/api/broadcast/stop", { station_id: sid }).catch((e) => ($("broadcast-error").textContent = e.message));
+    post("/api/broadcast/stop", { station_id: sid })
+      .then(renderNewer)
+      .catch((e) => ($("broadcast-error").textContent = e.message));
   });
   const card = el(
     "article",
@@ -411,8 +421,7 @@ $("broadcast-form").addEventListener("submit", async (e) => {
     const st = await post("/api/broadcast", body);
     helpBySid.set(st.station_id, st.help);
     f.reset();
-    const s = await (await fetch("/api/snapshot")).json();
-    render(s);
+    renderNewer(st);
     const card = cards.get(st.station_id);
     if (card) card.querySelector(".b-link").focus();
   } catch (err) {
@@ -543,7 +552,8 @@ function connect() {
 let events = connect();
 
 $("tune").addEventListener("click", () => selected && tune(selected));
-$("stop").addEventListener("click", () => post("/api/stop").catch((e) => ($("tune-error").textContent = e.message)));
+$("stop").addEventListener("click", () =>
+  post("/api/stop").then(renderNewer).catch((e) => ($("tune-error").textContent = e.message)));
 $("play").addEventListener("click", startAudio);
 $("tune-link-form").addEventListener("submit", (e) => {
   e.preventDefault();
