@@ -103,7 +103,7 @@ class _GuardHost:
         if scope["type"] == "http" and not scope["path"].startswith("/widget/"):
             host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
             if not self.guard().host_ok(host):
-                resp = Response("unknown Host (DNS rebinding?)\n", 403, COMMON_HEADERS)
+                resp = JSONResponse({"error": "unknown Host (DNS rebinding?)"}, 403, COMMON_HEADERS)
                 await resp(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -240,7 +240,8 @@ class WebUI:
 
         async def stream() -> AsyncIterator[str]:
             yield "retry: 1000\n\n"
-            seen = 0
+            seen = hub.serial
+            yield _sse("snapshot", self.controller.snapshot())  # fresh, not the hub's last
             while not hub.closing:
                 serial = await hub.next(seen, 15.0)
                 if hub.closing:
@@ -312,8 +313,7 @@ class WebUI:
             decode_station_id(sid)
         except ValueError:
             return sid, None
-        snap = self.hub.snap or self.controller.snapshot()
-        return sid, public_station(self.controller, snap, sid)
+        return sid, public_station(self.controller, self.controller.snapshot(), sid)
 
     async def widget(self, request: Request) -> Response:
         sid, station = self._station(request)
@@ -341,9 +341,9 @@ class WebUI:
         async def stream() -> AsyncIterator[str]:
             yield "retry: 2000\n\n"
             last: dict[str, Any] | None = None
-            seen = 0
+            seen = hub.serial
+            snap = self.controller.snapshot()
             while not hub.closing:
-                snap = hub.snap or self.controller.snapshot()
                 now = public_station(self.controller, snap, sid)
                 if now is not None and now != last:
                     last = now
@@ -352,6 +352,7 @@ class WebUI:
                 if serial == seen:
                     yield ": keep-alive\n\n"
                 seen = serial
+                snap = hub.snap or snap
 
         headers["X-Accel-Buffering"] = "no"
         return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)

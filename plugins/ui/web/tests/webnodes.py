@@ -20,10 +20,8 @@ def web_node(tmp: Path, name: str, config: str, *extra: str) -> tuple[NodeProces
     URL (read from its stdout) and the config path."""
     cfg = tmp / f"{name}.toml"
     cfg.write_text("[web]\nport = 0\n" + config, encoding="utf-8")
-    proc = NodeProcess(
-        ["--config", str(cfg), "--state-dir", str(tmp / name), "node", "--ui", "web", *COMMON, *extra],
-        name=name,
-    )
+    args = ["--config", str(cfg), "--state-dir", str(tmp / name), "node", "--ui", "web"]
+    proc = NodeProcess([*args, *COMMON, *extra], name=name)
     try:
         url = proc.value("web:", timeout=20)
     except BaseException:

@@ -241,9 +241,9 @@ function startAudio() {
 function renderNode(n, t, broadcasts) {
   $("node-address").textContent = n.address;
   $("node-advertised").textContent = n.advertised;
-  $("node-upload").textContent = n.upload_measured
-    ? `${n.upload_kbps} kbit/s (measured)`
-    : `${n.upload_kbps} kbit/s (not measured yet)`;
+  if (n.upload_measured) $("node-upload").textContent = `${n.upload_kbps} kbit/s (measured)`;
+  else if (n.upload_kbps > 0) $("node-upload").textContent = `${n.upload_kbps} kbit/s (configured)`;
+  else $("node-upload").textContent = "not measured yet";
   const nat = n.nat || {};
   let natText = "not checked yet";
   if (nat.reachable === true) natText = `reachable${nat.public ? ` as ${nat.public}` : ""}`;
