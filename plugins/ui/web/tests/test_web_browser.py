@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from streamerp2p.procs import NodeProcess
 from streamerp2p.testing import require_tool
 from streamerp2p.tone import ToneSource
-from webnodes import Shots, snapshot, web_node
+from webnodes import Shots, node_args, snapshot, web_node
 
 pytestmark = pytest.mark.e2e
 
@@ -121,6 +122,14 @@ def test_tune_play_stop_broadcast_widget_settings_in_chromium(browser: Any, tmp_
         )
         procs.append(bc)
         bc_addr = bc.value("node:")
+        # the listener starts meanwhile (it finds the station through its seed, the broadcaster)
+        ln_cfg = tmp_path / "ln.toml"
+        ln_cfg.write_text(
+            "[web]\nport = 0\n[node]\nbandwidth_test = false\ncushion_seconds = 2.0\n",
+            encoding="utf-8",
+        )
+        ln = NodeProcess(node_args(tmp_path, "ln", "--seed", bc_addr), name="ln")
+        procs.append(ln)
         ctx = browser.new_context(viewport={"width": 1280, "height": 1100})
         ctx.set_default_timeout(TIMEOUT_MS)
 
@@ -146,7 +155,7 @@ def test_tune_play_stop_broadcast_widget_settings_in_chromium(browser: Any, tmp_
 
         # the command the page shows, with a file of ours (looped: the test may outlast it)
         mp3 = tmp_path / "music.mp3"
-        tone_mp3(mp3, 20)
+        tone_mp3(mp3, 4)
         cmd = shlex.split(ff_help.split(":", 1)[1].strip())
         assert cmd[0] == "ffmpeg"
         cmd = [ffmpeg, "-v", "error", "-stream_loop", "-1", *cmd[1:]]
@@ -157,14 +166,7 @@ def test_tune_play_stop_broadcast_widget_settings_in_chromium(browser: Any, tmp_
         shots.take(bpage, "broadcast-on-air")
 
         # ---- listener: the station in the list, the status line
-        ln, ln_url, ln_cfg = web_node(
-            tmp_path,
-            "ln",
-            "[node]\nbandwidth_test = false\ncushion_seconds = 2.0\n",
-            "--seed",
-            bc_addr,
-        )
-        procs.append(ln)
+        ln_url = ln.value("web:", timeout=20)
         page = ctx.new_page()
         page.goto(ln_url)
         row = page.locator("#stations tbody tr", has_text="Web FM")

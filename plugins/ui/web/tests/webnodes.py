@@ -20,14 +20,20 @@ def web_node(tmp: Path, name: str, config: str, *extra: str) -> tuple[NodeProces
     URL (read from its stdout) and the config path."""
     cfg = tmp / f"{name}.toml"
     cfg.write_text("[web]\nport = 0\n" + config, encoding="utf-8")
-    args = ["--config", str(cfg), "--state-dir", str(tmp / name), "node", "--ui", "web"]
-    proc = NodeProcess([*args, *COMMON, *extra], name=name)
+    proc = NodeProcess(node_args(tmp, name, *extra), name=name)
     try:
         url = proc.value("web:", timeout=20)
     except BaseException:
         proc.kill()
         raise
     return proc, url, cfg
+
+
+def node_args(tmp: Path, name: str, *extra: str) -> list[str]:
+    """``streamer node --ui web`` on loopback with config ``tmp/NAME.toml``, state ``tmp/NAME``."""
+    cfg = tmp / f"{name}.toml"
+    args = ["--config", str(cfg), "--state-dir", str(tmp / name), "node", "--ui", "web"]
+    return [*args, *COMMON, *extra]
 
 
 def request(
