@@ -309,7 +309,14 @@ class Controller:
             tg = self.app.task_group
             if tg is None:
                 raise RuntimeError("the node is not running")
-            bound = await self.app.serve_ingest(tg, plugin, h, p, password)
+            try:
+                bound = await self.app.serve_ingest(tg, plugin, h, p, password)
+            except (OSError, KeyError) as exc:  # port in use, no such ingest plugin...
+                del self.broadcasts[key.station_id]
+                self.app.stop_station(key.station_id)
+                self._changed()
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise ValueError(f"cannot start the {plugin} ingest on {h}:{p}: {why}") from exc
             self.ingest = {"plugin": plugin, "host": bound[0], "port": bound[1]}
             self.ingest["password"] = password
         self._changed()

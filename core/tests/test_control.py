@@ -146,3 +146,23 @@ def test_tool_help_names_the_mount_and_password() -> None:
     assert {"ffmpeg", "butt", "Mixxx", "liquidsoap", "ezstream", "darkice"} <= tools
     assert all("s3cret" in r["how"] or "password" in r["how"] for r in rows)
     assert "icecast://source:s3cret@127.0.0.1:8000/live" in rows[0]["how"]
+
+
+async def test_broadcast_on_a_busy_ingest_port_fails_and_the_node_runs_on(tmp_path: Path) -> None:
+    busy = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = busy.extra(anyio.abc.SocketAttribute.local_port)
+    config = Config(path=tmp_path / "c.toml")
+    config.set_value("ingest.port", port)
+    app = App(opts(1), tmp_path / "st", load_plugins())
+    ctl = Controller(app, config, idle=0.5, min_interval=0.05)
+    async with busy, anyio.create_task_group() as tg:
+        await app.start(tg)
+        with pytest.raises(ValueError, match=f"cannot start the icecast ingest on .*:{port}"):
+            await ctl.start_broadcast("Busy FM", password="pw")
+        snap = ctl.snapshot()
+        assert snap["broadcasts"] == [] and snap["ingest"] is None
+        assert app._broadcasts == {}  # the station was taken back (its mount is free)
+        config.set_value("ingest.port", 0)  # the node still runs: another try works
+        st = await ctl.start_broadcast("Busy FM", password="pw")
+        assert st["name"] == "Busy FM" and ctl.snapshot()["ingest"]["port"] != port
+        tg.cancel_scope.cancel()
