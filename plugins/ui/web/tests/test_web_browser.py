@@ -273,15 +273,18 @@ def test_tune_play_stop_broadcast_widget_settings_in_chromium(browser: Any, tmp_
         frame.locator("#listeners", has_text="0 listeners").wait_for()
         shots.take(page, "listener-stopped")
 
-        # ---- keyboard: focus the row, Enter tunes in
-        row.focus()
-        page.keyboard.press("Enter")
-        page.wait_for_selector("#np-state[data-state]:not([data-state=''])")
-        assert snapshot(ln_url)["tuned"]["name"] == "Web FM"
-        page.get_by_role("button", name="Stop").click()
-        page.wait_for_function(
-            "() => document.getElementById('np-station').textContent.startsWith('Not tuned in')"
-        )
+        # ---- keyboard: focus the row, Enter tunes in; double click tunes in too
+        not_tuned = "() => document.getElementById('np-station').textContent.startsWith('Not')"
+        for how in ("Enter", "double click"):
+            if how == "Enter":
+                row.focus()
+                page.keyboard.press("Enter")
+            else:
+                row.dblclick()
+            page.wait_for_selector("#np-state[data-state]:not([data-state=''])")
+            assert snapshot(ln_url)["tuned"]["name"] == "Web FM", how
+            page.get_by_role("button", name="Stop").click()
+            page.wait_for_function(not_tuned)
 
         # ---- settings: node.slots saved to the TOML file; a bad value refused inline
         slots = page.get_by_label("node.slots", exact=True)
@@ -301,9 +304,17 @@ def test_tune_play_stop_broadcast_widget_settings_in_chromium(browser: Any, tmp_
         page.locator("#settings").scroll_into_view_if_needed()
         shots.take(page, "settings-error", full_page=True)
 
-        # ---- the broadcaster stops its broadcast from the page
+        # ---- the broadcaster stops its broadcast from the page; the listener greys it out
         card.get_by_role("button", name="Stop broadcast").click()
         bpage.wait_for_selector("article.broadcast", state="detached")
+        page.wait_for_selector("#stations tbody tr.offline")
+        assert row.locator("td.state").inner_text().startswith("off air, last seen")
+        assert row.locator("td.listeners").inner_text() == ""
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent === '0 stations, 0 listeners'"
+        )
+        page.locator("#stations-panel").scroll_into_view_if_needed()
+        shots.take(page, "listener-station-offline")
         ctx.close()
     finally:
         if tool is not None:

@@ -171,6 +171,15 @@ async def test_requests_refused_and_allowed_and_shutdown_with_a_stream_open(
         assert st == 400 and "station" in body["error"]
         st, body = await thread(post, "/api/tune", b"not json")
         assert st == 400
+        # an ingest port in use: a clear error, the node runs on
+        busy = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        config.set_value("ingest.port", busy.extra(anyio.abc.SocketAttribute.local_port))
+        st, body = await thread(post, "/api/broadcast", {"name": "HTTP FM", "password": "pw"})
+        assert st == 400 and "cannot start the icecast ingest" in body["error"], body
+        await busy.aclose()
+        config.set_value("ingest.port", 0)
+        st, body = await thread(post, "/api/broadcast", {"name": " ", "password": "pw"})
+        assert st == 400 and "name" in body["error"]
         st, body = await thread(
             post, "/api/broadcast", {"name": "HTTP FM", "mount": "live", "password": "pw"}
         )

@@ -262,7 +262,7 @@ function renderNode(n, t, broadcasts) {
     ? `${tree.children.length} of ${tree.slots} slots` +
       (tree.children.length ? `: ${tree.children.map((c) => c.address).join(", ")}` : "")
     : "—";
-  $("node-depth").textContent = tree ? String(tree.depth) : "—";
+  $("node-depth").textContent = tree && (own || tree.parent) ? String(tree.depth) : "—";
 
   const trees = [];
   if (t && t.tree) trees.push(treeFigure(t.name || t.station_id, t.tree, n.address, false));
