@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -70,6 +71,53 @@ def node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--exit-after", type=float, default=None, help="Leave politely after this many seconds."
+        ),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
+def _record_path(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if not value:
+        return []
+    from .player import record_format
+
+    for path in value:
+        try:
+            record_format(path)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+    return list(value)
+
+
+def _check_outputs(records: list[Path], dumps: list[Path]) -> None:
+    """Two recordings or dumps into one file would garble it."""
+    seen: set[Path] = set()
+    for path in [*records, *dumps]:
+        key = path.expanduser().absolute()
+        if key in seen:
+            raise click.BadParameter(f"{path} is given twice", param_hint="--record/--dump")
+        seen.add(key)
+
+
+def record_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--record / --dump: keep what this node plays (commands that have a station)."""
+    opts = [
+        click.option(
+            "--record",
+            "records",
+            multiple=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            callback=_record_path,
+            help="Record the decoded audio to FILE (.wav, .flac or .ogg; repeatable).",
+        ),
+        click.option(
+            "--dump",
+            "dumps",
+            multiple=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write the stream's bytes as players get them to FILE (repeatable).",
         ),
     ]
     for o in reversed(opts):
@@ -201,6 +249,107 @@ async def _run_node(
         tg.cancel_scope.cancel()
 
 
+# ---------------------------------------------------------------------------------- local outputs
+
+
+async def _record(app: App, station_id: bytes, path: Path) -> None:
+    """Record a station's decoded audio to ``path`` until the node stops."""
+    from .player import CannotDecode, SoundFileSink, decode_output
+
+    sink = SoundFileSink(path, on_open=lambda what: _say(f"recording: {path} ({what})"))
+    decoders: list[Any] = []
+    try:
+        await decode_output(
+            app.outputs[station_id],
+            app.plugins,
+            sink,
+            started=lambda decoder, spec: decoders.append(decoder),
+        )
+    except CannotDecode as exc:
+        _say(f"cannot record {path}: {exc}; --dump FILE keeps the stream as it is")
+    except Exception as exc:  # a full disk, an unwritable path...: the node goes on
+        _say(f"recording {path} stopped: {exc}")
+    finally:
+        if sink.samples and decoders:
+            errors = decoders[0].stats.decode_errors
+            seconds = sink.samples / max(sink.rate, 1)
+            _say(f"recorded: {path} ({seconds:.1f} s, {errors} decode errors)")
+
+
+async def _dump(app: App, station_id: bytes, path: Path) -> None:
+    from .player import dump_output
+
+    _say(f"dumping: {path}")
+    try:
+        await dump_output(app.outputs[station_id], path)
+    except OSError as exc:
+        _say(f"dump {path} stopped: {exc}")
+    finally:
+        with contextlib.suppress(OSError):
+            _say(f"dumped: {path} ({path.stat().st_size} bytes)")
+
+
+async def _play_internal(app: App, station_id: bytes, volume: int, device: str) -> None:
+    """The internal player: decode and play on the sound device; the node runs on without."""
+    from .player import (
+        CannotDecode,
+        NoSoundDevice,
+        SoundDeviceSink,
+        decode_output,
+        probe_sound_device,
+    )
+
+    hint = "use --record FILE or an external --player"
+    try:  # (PortAudio's start can take a moment: not on the event loop)
+        where = await anyio.to_thread.run_sync(probe_sound_device, device)
+    except NoSoundDevice as exc:
+        _say(f"no sound device: {exc}; {hint}")
+        return
+
+    playing: list[Any] = []
+    sink = SoundDeviceSink(device)
+
+    def started(decoder: Any, spec: Any) -> None:
+        playing.append(decoder)
+        _say(f"player: internal, {spec.name} on {where}, volume {volume} %")
+
+    try:
+        await decode_output(
+            app.outputs[station_id],
+            app.plugins,
+            sink,
+            gain=volume / 100,
+            drain=False,
+            started=started,
+        )
+    except CannotDecode as exc:
+        _say(
+            f"player: {exc}; use an external player (e.g. --player mpv, or --player default) "
+            "or --dump FILE"
+        )
+    except NoSoundDevice as exc:
+        _say(f"no sound device: {exc}; {hint}")
+    except Exception as exc:
+        logging.getLogger(__name__).exception("internal player failed")
+        _say(f"player stopped: {exc}")
+    finally:
+        if playing:
+            st = playing[0].stats
+            _say(
+                f"player: played {st.seconds:.1f} s ({st.decode_errors} decode errors, "
+                f"{sink.underflows} underflows)"
+            )
+
+
+def _start_recordings(
+    tg: Any, app: App, station_id: bytes, records: list[Path], dumps: list[Path]
+) -> None:
+    for path in records:
+        tg.start_soon(_record, app, station_id, path)
+    for path in dumps:
+        tg.start_soon(_dump, app, station_id, path)
+
+
 # ---------------------------------------------------------------------------------- broadcast
 
 
@@ -231,6 +380,7 @@ async def _run_node(
     help="Another station of this node, fed by sources on MOUNT (repeatable).",
 )
 @click.option("--tone", is_flag=True, help="Broadcast generated audio instead of an ingest source.")
+@record_options
 @node_options
 @click.pass_context
 def broadcast_cmd(
@@ -245,6 +395,8 @@ def broadcast_cmd(
     mount: str,
     more_stations: tuple[str, ...],
     tone: bool,
+    records: list[Path],
+    dumps: list[Path],
     exit_after: float | None,
     status_file: Path | None,
     **node: Any,
@@ -254,6 +406,7 @@ def broadcast_cmd(
     One node can broadcast several stations: each has its own mount point (``--mount`` for
     the one named by ``--name``, ``--station /jazz="Jazz FM"`` for more) and its own key.
     """
+    _check_outputs(records, dumps)
     extra: list[tuple[str, str]] = []
     for spec in more_stations:
         m, sep, n = spec.partition("=")
@@ -282,6 +435,7 @@ def broadcast_cmd(
             _say(f"link: {link}" + (f" (mount {m})" if len(stations) > 1 else ""))
             if app.http is not None:
                 _say(f"stream: {app.stream_url(key.station_id)}")
+        _start_recordings(tg, app, stations[0][1].station_id, records, dumps)
         if tone:
             from .tone import tone_loop
 
@@ -291,11 +445,12 @@ def broadcast_cmd(
         else:
             h, p = await app.serve_ingest(tg, ingest, src_host, src_port, password)
             where = format_hostport((h, p))
-            example = "/live" if mount == "*" else mount
-            _say(
-                f"ingest: {ingest} on {where} "
-                f"(e.g. icecast://source:PASSWORD@{where}{example})"
-            )
+            if ingest == "shoutcast":
+                hint = f"SHOUTcast v1: sources connect to port {p + 1}, titles to {p}"
+            else:
+                example = "/live" if mount == "*" else mount
+                hint = f"e.g. icecast://source:PASSWORD@{where}{example}"
+            _say(f"ingest: {ingest} on {where} ({hint})")
 
     _run(_run_node, app, body, exit_after, status_file)
 
@@ -323,15 +478,33 @@ def _open_player(player: str, playlist: Path, url: str) -> subprocess.Popen[byte
 @click.argument("link_or_station")
 @click.option(
     "--player",
-    default="none",
-    help="none, default (the desktop's player for .pls) or a player command.",
+    default=None,
+    help="none, internal (decode and play on the sound device), default (the desktop's "
+    "player for .pls) or a player command (default from config: none).",
 )
+@click.option(
+    "--volume",
+    type=click.IntRange(0, 100),
+    default=None,
+    help="Volume of the internal player in percent, 0-100 (default from config: 100).",
+)
+@click.option(
+    "--device",
+    default=None,
+    help="Sound device of the internal player: number or part of its name (default: the "
+    "system's default output).",
+)
+@record_options
 @node_options
 @click.pass_context
 def listen_cmd(
     ctx: click.Context,
     link_or_station: str,
-    player: str,
+    player: str | None,
+    volume: int | None,
+    device: str | None,
+    records: list[Path],
+    dumps: list[Path],
     exit_after: float | None,
     status_file: Path | None,
     **node: Any,
@@ -341,7 +514,11 @@ def listen_cmd(
         link = Link.parse(link_or_station)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="LINK_OR_STATION") from exc
+    _check_outputs(records, dumps)
     config, sdir, plugins, opts = _setup(ctx, **node)
+    player = player or config.get("player.default")
+    volume = volume if volume is not None else int(config.get("player.volume"))
+    device = device if device is not None else config.get("player.device")
     if not link.seeds and not opts.seeds:
         raise click.ClickException("no host to ask: give a link with seeds or --seed HOST:PORT")
     app = App(opts, sdir, plugins, out=_say, config=config)
@@ -354,6 +531,10 @@ def listen_cmd(
         _say(f"node: {format_hostport(app.address)}")
         _say(f"stream: {url}")
         _say(f"playlist: {pls}")
+        _start_recordings(tg, app, link.station_id, records, dumps)
+        if player == "internal":
+            tg.start_soon(_play_internal, app, link.station_id, volume, device)
+            return
         p = _open_player(player, pls, url)
         if p is not None:
             procs.append(p)
@@ -370,14 +551,20 @@ def listen_cmd(
 @click.argument("link")
 @click.option(
     "--player",
-    default="default",
-    show_default=True,
-    help="none, default (the desktop's player for .pls) or a player command.",
+    default=None,
+    help="none, internal, default (the desktop's player for .pls) or a player command "
+    "(default: player.default from the config, or the desktop's player if that is none).",
 )
 @node_options
 @click.pass_context
-def open_cmd(ctx: click.Context, link: str, player: str, **rest: Any) -> None:
+def open_cmd(ctx: click.Context, link: str, player: str | None, **rest: Any) -> None:
     """Tune in to a streamerp2p:// link and play it (what clicking a link runs)."""
+    if player is None:
+        try:
+            configured = load_config(ctx.obj.get("config_path")).get("player.default")
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+        player = configured if configured != "none" else "default"
     ctx.invoke(listen_cmd, link_or_station=link, player=player, **rest)
 
 

@@ -110,6 +110,12 @@ def _check_plugin_names(value: list[str]) -> str | None:
     return None
 
 
+def _check_player(value: str) -> str | None:
+    if not value.strip():
+        return 'empty (use "none" for no player)'
+    return None
+
+
 def _opt(
     key: str,
     kind: Kind,
@@ -130,6 +136,7 @@ SECTIONS: dict[str, str] = {
     "ingest": "The ingest server that broadcast tools (butt, Mixxx, ices...) connect to.",
     "station": "Defaults for the station this node broadcasts (the broadcast tool may override "
     "them).",
+    "player": "The player `streamer listen` starts, and the internal player's sound output.",
     "plugins": "Which plugins load (see `streamer plugins`).",
     "ui": "Front ends.",
     "web": "The web front end (`streamer --ui web`, plugin streamerp2p-web): a page served by the "
@@ -232,7 +239,8 @@ OPTIONS: dict[str, Option] = dict(
             "ingest.port",
             "int",
             8000,
-            "Port the ingest server listens on.",
+            "Port the ingest server listens on (shoutcast: sources connect to this port + 1, "
+            "title updates to this one).",
             minimum=0,
             maximum=65535,
         ),
@@ -241,6 +249,31 @@ OPTIONS: dict[str, Option] = dict(
         _opt("station.genre", "str", "", "Station genre."),
         _opt("station.description", "str", "", "Station description."),
         _opt("station.url", "str", "", "Station web site."),
+        _opt(
+            "player.default",
+            "str",
+            "none",
+            'Player of `streamer listen` (--player): "none", "internal" (decoded here and played '
+            'on the sound device), "default" (the desktop\'s player for .pls files) or a player '
+            'command that gets the stream URL (e.g. "mpv").',
+            check=_check_player,
+        ),
+        _opt(
+            "player.volume",
+            "int",
+            100,
+            "Volume of the internal player in percent (a software gain on the decoded audio; "
+            "recordings are not affected).",
+            minimum=0,
+            maximum=100,
+        ),
+        _opt(
+            "player.device",
+            "str",
+            "",
+            "Sound device of the internal player: a device number or part of its name as "
+            "PortAudio lists it (python -m sounddevice); empty: the system's default output.",
+        ),
         _opt(
             "plugins.disabled",
             "list[str]",
