@@ -388,9 +388,22 @@ class App:
             self.runtime.poke()
 
         ctx = IngestContext(host, port, check_password, on_source, on_title, on_started)
-        tg.start_soon(spec.serve, ctx)
+        failed: list[Exception] = []
+
+        async def serve() -> None:
+            try:
+                await spec.serve(ctx)
+            except Exception as exc:
+                if ready.is_set():
+                    raise
+                failed.append(exc)  # could not start (port in use...): the caller's error,
+                ready.set()  # not the end of the node
+
+        tg.start_soon(serve)
         with anyio.fail_after(10):
             await ready.wait()
+        if failed:
+            raise failed[0]
         return started["addr"]
 
     async def _run_source(self, sid: bytes, conn: SourceConnection) -> None:
@@ -440,6 +453,9 @@ class App:
                         return
                     continue
                 junk = 0
+                if sid[:4] not in self.node.sessions:  # stop_station while the tool sends
+                    self.out(f"source dropped: {conn.peer} (the station was stopped)")
+                    return
                 if frames:
                     self._send_headers(sid, framer)
                     title = framer_title(framer)  # (Vorbis/Opus comments: in the stream)
@@ -455,7 +471,7 @@ class App:
         finally:
             if framer is not None:
                 frames = framer.flush()
-                if frames:
+                if frames and sid[:4] in self.node.sessions:
                     self.node.broadcast_frames(sid, frames, self.now())
                 self.runtime.poke()
             self.out(f"source disconnected: {conn.peer}")

@@ -139,6 +139,8 @@ SECTIONS: dict[str, str] = {
     "player": "The player `streamer listen` starts, and the internal player's sound output.",
     "plugins": "Which plugins load (see `streamer plugins`).",
     "ui": "Front ends.",
+    "web": "The web front end (`streamer --ui web`, plugin streamerp2p-web): a page served by the "
+    "node for a browser on this machine.",
 }
 
 #: Every option, keyed by dotted name. The single source of defaults, validation and docs.
@@ -287,6 +289,22 @@ OPTIONS: dict[str, Option] = dict(
             check=_check_plugin_names,
         ),
         _opt("ui.default", "str", "none", 'Front end to run ("none": headless).'),
+        _opt(
+            "web.host",
+            "str",
+            "127.0.0.1",
+            "Address the web front end listens on. Keep it on loopback: whoever reaches the page "
+            "controls the node (requests are checked against DNS rebinding and cross-site "
+            "forgery, but there is no login).",
+        ),
+        _opt(
+            "web.port",
+            "int",
+            8468,
+            "Port of the web front end (0: any free port; the URL is printed at start).",
+            minimum=0,
+            maximum=65535,
+        ),
     ]
 )
 

@@ -232,7 +232,12 @@ class Controller:
             "title": rec.title if rec is not None else "",
             "tree": self._tree(sess) if sess is not None else None,
             "stream_url": self.app.stream_url(sid) if self.app.http is not None else None,
+            "help": self._help(info["mount"]),
         }
+
+    def _help(self, mount: str) -> list[dict[str, str]]:
+        ing = self.ingest
+        return tool_help(ing["host"], ing["port"], mount, ing["password"]) if ing else []
 
     # ------------------------------------------------------------------ listening
 
@@ -304,14 +309,18 @@ class Controller:
             tg = self.app.task_group
             if tg is None:
                 raise RuntimeError("the node is not running")
-            bound = await self.app.serve_ingest(tg, plugin, h, p, password)
+            try:
+                bound = await self.app.serve_ingest(tg, plugin, h, p, password)
+            except (OSError, KeyError) as exc:  # port in use, no such ingest plugin...
+                del self.broadcasts[key.station_id]
+                self.app.stop_station(key.station_id)
+                self._changed()
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise ValueError(f"cannot start the {plugin} ingest on {h}:{p}: {why}") from exc
             self.ingest = {"plugin": plugin, "host": bound[0], "port": bound[1]}
             self.ingest["password"] = password
         self._changed()
-        return {
-            **self._broadcast_state(key.station_id),
-            "help": tool_help(self.ingest["host"], self.ingest["port"], mount, password),
-        }
+        return self._broadcast_state(key.station_id)
 
     def stop_broadcast(self, station_id: str) -> None:
         sid = decode_station_id(station_id)
@@ -323,7 +332,8 @@ class Controller:
     # ------------------------------------------------------------------ settings
 
     def settings(self) -> list[dict[str, Any]]:
-        """The settings a front end offers, with type, default, current value and help."""
+        """The settings a front end offers: type (for humans), kind (int, float, str, bool,
+        list[str]: for choosing an input), default, current value, help and bounds."""
         out = []
         for key in UI_SETTINGS:
             opt = OPTIONS[key]
@@ -331,6 +341,7 @@ class Controller:
                 {
                     "key": key,
                     "type": opt.type_name,
+                    "kind": opt.kind,
                     "default": opt.default,
                     "value": self.config.get(key),
                     "help": opt.help,

@@ -45,6 +45,8 @@ EXPECTED_DEFAULTS: dict[str, Any] = {
     "plugins.disabled": [],
     "plugins.enabled": [],
     "ui.default": "none",
+    "web.host": "127.0.0.1",
+    "web.port": 8468,
 }
 
 

@@ -62,6 +62,8 @@ async def test_broadcast_tune_states_titles_stop_and_settings(tmp_path: Path) ->
         assert any(h["tool"] == "ffmpeg" and "source:pw@" in h["how"] for h in st["help"])
         with pytest.raises(ValueError, match="mount"):
             await src.start_broadcast("Other", password="pw", mount="/live")
+        # the tool help stays in every snapshot (a front end shows it again later)
+        assert src.snapshot()["broadcasts"][0]["help"] == st["help"]
         ingest = src.snapshot()["ingest"]
         assert ingest["plugin"] == "icecast" and ingest["port"] > 0
         # the listener tunes in by link before any audio: tuning / buffering, not playing
@@ -116,6 +118,7 @@ async def test_broadcast_tune_states_titles_stop_and_settings(tmp_path: Path) ->
         # settings: typed or text, validated all or nothing, written to the TOML file
         keys = {s["key"]: s for s in src.settings()}
         assert keys["node.slots"]["type"] and keys["node.slots"]["help"]
+        assert keys["node.slots"]["kind"] == "int" and keys["node.seeds"]["kind"] == "list[str]"
         assert src.update_settings({"node.slots": "5", "node.seeds": ["10.0.0.1:8466"]}) == [
             "node.slots",
             "node.seeds",
@@ -128,9 +131,11 @@ async def test_broadcast_tune_states_titles_stop_and_settings(tmp_path: Path) ->
             src.update_settings({"ingest.password": "x"})
         assert tomllib.loads(cfg_path.read_text())["node"]["slots"] == 5
         assert "http" not in tomllib.loads(cfg_path.read_text())
-        # stopping the broadcast ends the station
+        # stopping the broadcast ends the station, and the tool still sending is let go
         src.stop_broadcast(sid)
         assert src.snapshot()["broadcasts"] == []
+        await wait_for(src, lambda s: any("station was stopped" in r["line"] for r in s["log"]))
+        assert src_app._live_sources == {}
         await stream.aclose()
         tg.cancel_scope.cancel()
 
@@ -141,3 +146,23 @@ def test_tool_help_names_the_mount_and_password() -> None:
     assert {"ffmpeg", "butt", "Mixxx", "liquidsoap", "ezstream", "darkice"} <= tools
     assert all("s3cret" in r["how"] or "password" in r["how"] for r in rows)
     assert "icecast://source:s3cret@127.0.0.1:8000/live" in rows[0]["how"]
+
+
+async def test_broadcast_on_a_busy_ingest_port_fails_and_the_node_runs_on(tmp_path: Path) -> None:
+    busy = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = busy.extra(anyio.abc.SocketAttribute.local_port)
+    config = Config(path=tmp_path / "c.toml")
+    config.set_value("ingest.port", port)
+    app = App(opts(1), tmp_path / "st", load_plugins())
+    ctl = Controller(app, config, idle=0.5, min_interval=0.05)
+    async with busy, anyio.create_task_group() as tg:
+        await app.start(tg)
+        with pytest.raises(ValueError, match=f"cannot start the icecast ingest on .*:{port}"):
+            await ctl.start_broadcast("Busy FM", password="pw")
+        snap = ctl.snapshot()
+        assert snap["broadcasts"] == [] and snap["ingest"] is None
+        assert app._broadcasts == {}  # the station was taken back (its mount is free)
+        config.set_value("ingest.port", 0)  # the node still runs: another try works
+        st = await ctl.start_broadcast("Busy FM", password="pw")
+        assert st["name"] == "Busy FM" and ctl.snapshot()["ingest"]["port"] != port
+        tg.cancel_scope.cancel()
