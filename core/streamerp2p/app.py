@@ -372,9 +372,22 @@ class App:
             self.runtime.poke()
 
         ctx = IngestContext(host, port, check_password, on_source, on_title, on_started)
-        tg.start_soon(spec.serve, ctx)
+        failed: list[Exception] = []
+
+        async def serve() -> None:
+            try:
+                await spec.serve(ctx)
+            except Exception as exc:  # before it listens (a busy port...): the caller's error
+                if ready.is_set():
+                    raise
+                failed.append(exc)
+                ready.set()
+
+        tg.start_soon(serve)
         with anyio.fail_after(10):
             await ready.wait()
+        if failed:
+            raise failed[0]
         return started["addr"]
 
     async def _run_source(self, sid: bytes, conn: SourceConnection) -> None:

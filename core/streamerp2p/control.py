@@ -304,7 +304,12 @@ class Controller:
             tg = self.app.task_group
             if tg is None:
                 raise RuntimeError("the node is not running")
-            bound = await self.app.serve_ingest(tg, plugin, h, p, password)
+            try:
+                bound = await self.app.serve_ingest(tg, plugin, h, p, password)
+            except BaseException:  # (a busy port, an unknown plugin): no station half started
+                del self.broadcasts[key.station_id]
+                self.app.stop_station(key.station_id)
+                raise
             self.ingest = {"plugin": plugin, "host": bound[0], "port": bound[1]}
             self.ingest["password"] = password
         self._changed()

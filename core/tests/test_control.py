@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 from streamerp2p.app import App, NodeOptions
 from streamerp2p.config import Config, ConfigError
@@ -141,3 +142,24 @@ def test_tool_help_names_the_mount_and_password() -> None:
     assert {"ffmpeg", "butt", "Mixxx", "liquidsoap", "ezstream", "darkice"} <= tools
     assert all("s3cret" in r["how"] or "password" in r["how"] for r in rows)
     assert "icecast://source:s3cret@127.0.0.1:8000/live" in rows[0]["how"]
+
+
+async def test_broadcast_on_a_busy_ingest_port_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    """The ingest cannot listen (port taken): start_broadcast raises, no station is left half
+    started, the node runs on and a second try on a free port works."""
+    config = Config(path=tmp_path / "config.toml")
+    app = App(opts(2), tmp_path / "src", load_plugins())
+    ctl = Controller(app, config, idle=0.5, min_interval=0.05)
+    async with anyio.create_task_group() as tg:
+        await app.start(tg)
+        busy = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = busy.extra(anyio.abc.SocketAttribute.local_port)
+        with pytest.raises(OSError):
+            await ctl.start_broadcast("Busy FM", password="pw", mount="/live", port=port)
+        snap = ctl.snapshot()
+        assert snap["broadcasts"] == [] and snap["ingest"] is None
+        assert app.station_for_mount("/live") is None
+        st = await ctl.start_broadcast("Busy FM", password="pw", mount="/live", port=0)
+        assert st["name"] == "Busy FM" and ctl.snapshot()["ingest"]["port"] not in (0, port)
+        await busy.aclose()
+        tg.cancel_scope.cancel()
