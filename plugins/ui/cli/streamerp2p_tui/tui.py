@@ -14,6 +14,7 @@ import time
 from typing import Any, ClassVar
 
 import click
+from rich.markup import escape
 from rich.text import Text
 from streamerp2p.config import ConfigError
 from streamerp2p.control import Controller
@@ -106,13 +107,13 @@ def node_text(snap: dict[str, Any]) -> str:
     ]
     tuned = snap.get("tuned")
     if tuned is not None:
-        lines += ["", f"[b]Tree of {tuned['name'] or 'the tuned station'}[/b]"]
+        lines += ["", f"[b]Tree of {escape(tuned['name'] or 'the tuned station')}[/b]"]
         lines += tree_lines(tuned.get("tree"))
     for b in snap.get("broadcasts", []):
         air = "on air" if b["on_air"] else "off air (no source yet)"
-        lines += ["", f"[b]Broadcasting {b['name']}[/b] ({b['mount']}, {air})"]
+        lines += ["", f"[b]Broadcasting {escape(b['name'])}[/b] ({escape(b['mount'])}, {air})"]
         if b.get("source"):
-            lines.append(f"source {b['source']}")
+            lines.append(f"source {escape(b['source'])}")
         tree = b.get("tree")
         if tree is not None:
             kids = ", ".join(c["address"] for c in tree["children"]) or "none"
@@ -158,7 +159,11 @@ class BroadcastScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         cfg = self.ctl.config
         with VerticalScroll(id="broadcast"):
-            yield Label("[b]Start a broadcast[/b] (a broadcast tool feeds it through the ingest)")
+            yield Label(
+                Text.from_markup(
+                    "[b]Start a broadcast[/b] (a broadcast tool feeds it through the ingest)"
+                )
+            )
             yield from field("Station name", Input(placeholder="e.g. My Radio", id="b-name"))
             yield from field("Genre", Input(placeholder="e.g. Jazz", id="b-genre"))
             yield from field(
@@ -167,6 +172,10 @@ class BroadcastScreen(ModalScreen[None]):
             )
             yield from field("Mount point (* = any)", Input(value="/live", id="b-mount"))
             yield from field("Ingest plugin", Input(value=cfg.get("ingest.plugin"), id="b-ingest"))
+            yield from field(
+                "Ingest port (0 = any)",
+                Input(value=str(cfg.get("ingest.port")), id="b-port", type="integer"),
+            )
             with Horizontal(classes="buttons"):
                 yield Button("Start", variant="primary", id="b-start")
                 yield Button("Close", id="b-close")
@@ -197,21 +206,25 @@ class BroadcastScreen(ModalScreen[None]):
                 password=self.query_one("#b-password", Input).value,
                 mount=val("mount") or "*",
                 ingest=val("ingest") or None,
+                port=int(val("port") or self.ctl.config.get("ingest.port")),
             )
         except (ValueError, OSError, KeyError, RuntimeError) as exc:
-            error.update(f"cannot start: {exc}")
+            why = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            error.update(Text(f"cannot start: {why}"))
             return
         error.update("")
         ing = self.ctl.snapshot()["ingest"] or {}
-        lines = [
-            f"[b]{st['name']}[/b] is ready; it goes on air when a tool connects.",
-            f"Link (give it to listeners): {st['link']}",
-            f"Ingest: {ing.get('plugin')} on {ing.get('host')}:{ing.get('port')}",
-            "",
-            "[b]Point a broadcast tool at it:[/b]",
-        ]
-        lines += [f"[b]{h['tool']}[/b]: {h['how']}" for h in st["help"]]
-        self.query_one("#b-result", Static).update(Text.from_markup("\n".join(lines)))
+        out = Text.assemble(
+            (st["name"], "bold"),
+            " is ready; it goes on air when a tool connects.\n",
+            "Link (give it to listeners): ",
+            (st["link"], "bold"),
+            f"\nIngest: {ing.get('plugin')} on {ing.get('host')}:{ing.get('port')}\n\n",
+            ("Point a broadcast tool at it:", "bold"),
+        )
+        for h in st["help"]:
+            out.append_text(Text.assemble("\n", (h["tool"], "bold"), ": ", h["how"]))
+        self.query_one("#b-result", Static).update(out)
 
 
 def setting_text(value: Any) -> str:
@@ -239,16 +252,21 @@ class SettingsScreen(ModalScreen[None]):
         path = self.ctl.config_path
         with VerticalScroll(id="settings"):
             yield Label(
-                f"[b]Settings[/b] (saved to {path or 'no config file'}; "
-                "they take effect at next start)"
+                Text.assemble(
+                    ("Settings", "bold"),
+                    f" (saved to {path or 'no config file'}; they take effect at next start)",
+                )
             )
             for row in self.rows:
                 bounds = ""
                 if row["minimum"] is not None or row["maximum"] is not None:
                     bounds = f", {row['minimum']}..{row['maximum']}"
                 yield Label(
-                    f"[b]{row['key']}[/b] ({row['type']}{bounds}, default "
-                    f"{setting_text(row['default'])!r}): {row['help']}",
+                    Text.assemble(
+                        (row["key"], "bold"),
+                        f" ({row['type']}{bounds}, default {setting_text(row['default'])!r}): ",
+                        row["help"],
+                    ),
                     classes="setting-help",
                 )
                 yield Input(
@@ -316,6 +334,7 @@ class StreamerTUI(App[None]):
     .row { height: 1; margin-top: 1; }
     .field { width: 24; }
     #broadcast Input, #settings Input { border: none; height: 1; padding: 0 1; width: 1fr; }
+    #broadcast Input:focus, #settings Input:focus { background: $accent 40%; }
     #b-result { margin-top: 1; }
     .setting-help { color: $text-muted; margin-top: 1; }
     #settings Input { margin-top: 0; }
@@ -377,7 +396,7 @@ class StreamerTUI(App[None]):
             )
         )
         self._show_stations(snap["stations"])
-        self.query_one("#node-text", Static).update(node_text(snap))
+        self.query_one("#node-text", Static).update(Text.from_markup(node_text(snap)))
         self._show_tuned(snap.get("tuned"))
         log = self.query_one("#log", RichLog)
         for entry in snap["log"]:
@@ -536,7 +555,11 @@ async def run_tui(app: Any) -> None:
     root = logging.getLogger()
     saved = root.handlers[:]
     root.handlers = [_ToLog(app.out)]
+    tui = StreamerTUI(ctl, make_player(app, ctl))
     try:
-        await StreamerTUI(ctl, make_player(app, ctl)).run_async()
+        await tui.run_async()
     finally:
         root.handlers = saved
+    if tui.return_code:  # (Textual printed what went wrong)
+        await app.leave()
+        raise click.ClickException("the terminal UI stopped on an error")
