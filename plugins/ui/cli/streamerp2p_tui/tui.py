@@ -181,6 +181,7 @@ class BroadcastScreen(ModalScreen[None]):
                 yield Button("Close", id="b-close")
             yield Static("", id="b-error", classes="error")
             yield Static("", id="b-result")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#b-name", Input).focus()
@@ -258,19 +259,26 @@ class SettingsScreen(ModalScreen[None]):
                 )
             )
             for row in self.rows:
+                lo, hi = row["minimum"], row["maximum"]
                 bounds = ""
-                if row["minimum"] is not None or row["maximum"] is not None:
-                    bounds = f", {row['minimum']}..{row['maximum']}"
+                if lo is not None and hi is not None:
+                    bounds = f", {lo}..{hi}"
+                elif lo is not None:
+                    bounds = f", at least {lo}"
+                elif hi is not None:
+                    bounds = f", at most {hi}"
+                default = setting_text(row["default"]) or '""'
                 yield Label(
                     Text.assemble(
                         (row["key"], "bold"),
-                        f" ({row['type']}{bounds}, default {setting_text(row['default'])!r}): ",
+                        f" ({row['type']}{bounds}; default {default}): ",
                         row["help"],
                     ),
                     classes="setting-help",
                 )
                 yield Input(
                     value=setting_text(row["value"]),
+                    placeholder="(empty)",
                     id="s-" + row["key"].replace(".", "-"),
                     classes="setting",
                 )
@@ -278,6 +286,7 @@ class SettingsScreen(ModalScreen[None]):
                 yield Button("Save", variant="primary", id="s-save")
                 yield Button("Close", id="s-close")
             yield Static("", id="s-message")
+        yield Footer()
 
     def on_mount(self) -> None:
         self.query(Input).first().focus()
@@ -334,9 +343,10 @@ class StreamerTUI(App[None]):
     .row { height: 1; margin-top: 1; }
     .field { width: 24; }
     #broadcast Input, #settings Input { border: none; height: 1; padding: 0 1; width: 1fr; }
+    #broadcast Input, #settings Input { background: $boost; }
     #broadcast Input:focus, #settings Input:focus { background: $accent 40%; }
     #b-result { margin-top: 1; }
-    .setting-help { color: $text-muted; margin-top: 1; }
+    .setting-help { color: $text-muted; margin-top: 1; width: 1fr; }
     #settings Input { margin-top: 0; }
     #broadcast, #settings { width: 90%; height: 90%; border: thick $primary; padding: 0 1;
                             background: $surface; }
