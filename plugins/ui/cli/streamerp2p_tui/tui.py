@@ -354,12 +354,12 @@ class StreamerTUI(App[None]):
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "stop", "Stop"),
-        Binding("plus,equals_sign", "volume(5)", "Vol +", key_display="+"),
-        Binding("minus", "volume(-5)", "Vol -", key_display="-"),
+        Binding("plus,equals_sign", "volume(5)", "Vol+", key_display="+"),
+        Binding("minus", "volume(-5)", "Vol-", key_display="-"),
         Binding("b", "broadcast", "Broadcast"),
-        Binding("x", "stop_broadcast", "Stop broadcast"),
         Binding("o,f2", "settings", "Settings", key_display="o"),
         Binding("q", "quit", "Quit"),
+        Binding("x", "stop_broadcast", "End broadcast"),
     ]
 
     def __init__(self, ctl: Controller, player: Player | None = None) -> None:
