@@ -137,7 +137,7 @@ class StationTable(DataTable[Text]):
     """The station directory; Enter (or a click on the highlighted row) tunes in."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "select_cursor", "Tune in", show=True)
+        Binding("enter", "select_cursor", "Tune in", show=True, key_display="Enter")
     ]
 
 

@@ -74,7 +74,9 @@ async def network(tmp_path: Path) -> AsyncIterator[Net]:
 
 def text(widget: Any) -> str:
     """What a Static shows, as plain text."""
-    content = widget.content if isinstance(widget, Static) else widget
+    content = widget
+    if isinstance(widget, Static):  # (Textual < 2 calls it renderable)
+        content = getattr(widget, "content", None) or getattr(widget, "renderable", "")
     return content.plain if isinstance(content, Text) else str(content)
 
 
