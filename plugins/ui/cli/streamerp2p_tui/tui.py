@@ -99,11 +99,11 @@ def node_text(snap: dict[str, Any]) -> str:
         f"[b]Node[/b] {n['address']} (advertised {n['advertised']})",
         f"upload {kbps(n['upload_kbps'])} "
         f"({'measured' if n['upload_measured'] else 'not measured yet'})",
-        f"NAT: {reach}" + (", symmetric" if nat.get("symmetric_nat") else ""),
-        f"public address {nat.get('public') or 'unknown'}",
+        f"NAT: {reach}"
+        + (", symmetric" if nat.get("symmetric_nat") else "")
+        + f", public address {nat.get('public') or 'unknown'}",
         f"proxy: {nat.get('proxy') or 'none'}"
-        + (f", relaying for {nat['proxy_clients']}" if nat.get("proxy_clients") else ""),
-        f"hosts known: {snap.get('hosts', 0)}",
+        + (f", proxy for {nat['proxy_clients']} nodes" if nat.get("proxy_clients") else ""),
     ]
     tuned = snap.get("tuned")
     if tuned is not None:
@@ -225,7 +225,9 @@ class BroadcastScreen(ModalScreen[None]):
         )
         for h in st["help"]:
             out.append_text(Text.assemble("\n", (h["tool"], "bold"), ": ", h["how"]))
-        self.query_one("#b-result", Static).update(out)
+        result = self.query_one("#b-result", Static)
+        result.update(out)
+        self.call_after_refresh(result.scroll_visible)
 
 
 def setting_text(value: Any) -> str:
