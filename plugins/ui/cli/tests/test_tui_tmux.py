@@ -64,7 +64,15 @@ class Tmux:
             self.run("send-keys", "-t", "ui", k)
 
     def dead(self) -> bool:
-        return self.display("#{pane_dead}") == "1"
+        return self.exit_status() is not None
+
+    def exit_status(self) -> str | None:
+        """ "STATUS/SIGNAL" once the pane's process is gone and reaped (tmux may see the
+        terminal close a moment before it has the status), else None."""
+        dead, status, sig = self.display(
+            "#{pane_dead}|#{pane_dead_status}|#{pane_dead_signal}"
+        ).split("|")
+        return f"{status}/{sig}" if dead == "1" and (status or sig) else None
 
     def wait(self, pred: Callable[[str], bool], what: str, timeout: float = 20) -> str:
         """Poll the screen until ``pred(screen)`` (fail with the screen after ``timeout``)."""
@@ -131,8 +139,9 @@ def test_streamer_ui_cli_in_a_terminal(tmp_path: Path) -> None:
         ]  # fmt: skip
         with terminal(tmp_path, args) as term:
             term.wait_for("Tmux FM")
-            screen = term.wait_for("q Quit")  # the footer with the keys
-            assert "Tune in" in screen and "s Stop" in screen and "b Broadcast" in screen
+            # the footer with the keys (the table's own, Enter, once it has the focus)
+            keys = ("Tune in", "s Stop", "b Broadcast", "o Settings", "q Quit")
+            term.wait(lambda s: all(k in s for k in keys), "the keys in the footer")
             found = re.search(r"Node 127\.0\.0\.1:(\d+)", term.wait_for("Node 127.0.0.1:"))
             assert found is not None
             lport = int(found.group(1))
@@ -166,7 +175,7 @@ def test_streamer_ui_cli_in_a_terminal(tmp_path: Path) -> None:
             start = len(bc.lines)
             term.keys("q")
             screen = term.wait(lambda _s: term.dead(), "the UI to exit", 15)
-            assert term.display("#{pane_dead_status}") == "0", screen
+            assert term.exit_status() == "0/", screen
             lines = [line.strip() for line in screen.splitlines()]
             assert "leaving (cli closed)" in lines and "left" in lines, screen
             bc.wait_line(f"child left: 127.0.0.1:{lport} (detach)", start=start)
