@@ -372,6 +372,11 @@ class StreamerTUI(App[None]):
         self._log_after = 0.0
         self._keys: list[str] = []
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The main screen's keys do nothing while a form is open (Esc closes it)."""
+        mine = {"stop", "volume", "broadcast", "settings", "quit", "stop_broadcast"}
+        return not (action in mine and isinstance(self.screen, ModalScreen))
+
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:

@@ -166,6 +166,7 @@ async def test_tune_play_volume_stop_broadcast_and_settings(tmp_path: Path) -> N
             # o: settings; a bad value is an error (nothing written), a good one is saved
             await pilot.press("o")
             await until(pilot, lambda: tui.screen.query("#s-node-slots"), "the settings")
+            assert not tui.check_action("broadcast", ()) and not tui.check_action("stop", ())
             slots = tui.screen.query_one("#s-node-slots", Input)
             assert slots.value == "4"
             slots.value = "many"
