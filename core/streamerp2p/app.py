@@ -32,7 +32,14 @@ from .overlay.records import StationKey, encode_station_id
 from .overlay.wire import Addr
 from .plugins import PluginHost
 from .runtime import UdpRuntime
-from .types import IngestContext, PeerInfo, SourceConnection, StationMeta
+from .types import (
+    IngestContext,
+    PeerInfo,
+    Rewriter,
+    SourceConnection,
+    StationMeta,
+    framer_title,
+)
 
 log = logging.getLogger(__name__)
 
@@ -239,13 +246,22 @@ class App:
     def _output(self, sid: bytes, meta: StationMeta) -> StationOutput:
         out = self.outputs.get(sid)
         if out is None:
-            out = StationOutput(encode_station_id(sid), meta)
+            out = StationOutput(encode_station_id(sid), meta, rejoin=self._rejoin(meta.codec))
             self.outputs[sid] = out
             self.first_audio[sid] = anyio.Event()
             self._metas[sid] = meta
             if self.http is not None:
                 self.http.add(out)
         return out
+
+    def _rejoin(self, codec_name: str) -> Callable[[], Rewriter] | None:
+        """``CodecSpec.rejoin`` of the codec called ``codec_name`` (None if unknown or none)."""
+        if not codec_name:
+            return None
+        try:
+            return self.plugins.codec(codec_name).rejoin
+        except KeyError:
+            return None
 
     # ------------------------------------------------------------------ broadcasting
 
@@ -256,11 +272,11 @@ class App:
         no other station of this node has). ``on_air=False``: off air until a source comes."""
         sid = key.station_id
         self._output(sid, meta)
+        self._broadcasts[_mount_key(mount)] = sid  # (first: the node's events name it ours)
         self.node.start_broadcast(key, meta, self.now(), wall_ms=int(time.time() * 1000))
         if not on_air:
             self.node.set_on_air(sid, False, self.now())
         self.runtime.poke()
-        self._broadcasts[_mount_key(mount)] = sid
         return self.link(sid)
 
     def station_for_mount(self, mount: str) -> bytes | None:
@@ -411,6 +427,7 @@ class App:
         codec = None
         announced = False
         junk = 0  # bytes since the last frame: a source sending garbage is dropped
+        last_title = ""
         try:
             async for data in conn:
                 if framer is None:
@@ -423,6 +440,8 @@ class App:
                         return
                     framer = codec.framer()
                     data, head = head, b""
+                    if sid in self.outputs:
+                        self.outputs[sid].set_rejoin(codec.rejoin)
                 frames = framer.push(data)
                 if not frames:
                     junk += len(data)
@@ -436,6 +455,10 @@ class App:
                 junk = 0
                 if frames:
                     self._send_headers(sid, framer)
+                    title = framer_title(framer)  # (Vorbis/Opus comments: in the stream)
+                    if title and title != last_title:
+                        last_title = title
+                        self.node.update_station(sid, self.now(), title=title)
                     self.node.broadcast_frames(sid, frames, self.now())
                     self.runtime.flush()
                     fmt = framer.format()
@@ -471,6 +494,8 @@ class App:
             out = self.outputs.get(sid)
             if out is not None:
                 out.set_meta(rec.meta)
+                if out.rejoin is None:
+                    out.set_rejoin(self._rejoin(rec.meta.codec))
                 if e.title_changed:
                     out.set_title(rec.title)
             if sid not in self._broadcasts.values():

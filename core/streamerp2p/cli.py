@@ -446,11 +446,12 @@ def broadcast_cmd(
         else:
             h, p = await app.serve_ingest(tg, ingest, src_host, src_port, password)
             where = format_hostport((h, p))
-            example = "/live" if mount == "*" else mount
-            _say(
-                f"ingest: {ingest} on {where} "
-                f"(e.g. icecast://source:PASSWORD@{where}{example})"
-            )
+            if ingest == "shoutcast":
+                hint = f"SHOUTcast v1: sources connect to port {p + 1}, titles to {p}"
+            else:
+                example = "/live" if mount == "*" else mount
+                hint = f"e.g. icecast://source:PASSWORD@{where}{example}"
+            _say(f"ingest: {ingest} on {where} ({hint})")
 
     _run(_run_node, app, body, exit_after, status_file)
 

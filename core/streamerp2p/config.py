@@ -237,7 +237,8 @@ OPTIONS: dict[str, Option] = dict(
             "ingest.port",
             "int",
             8000,
-            "Port the ingest server listens on.",
+            "Port the ingest server listens on (shoutcast: sources connect to this port + 1, "
+            "title updates to this one).",
             minimum=0,
             maximum=65535,
         ),

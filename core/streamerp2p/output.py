@@ -7,19 +7,28 @@ burst of recent audio beginning at a frame boundary (so the player starts at onc
 data. All subscriptions share one bounded buffer: a reader that falls more than
 ``buffer_bytes`` behind skips forward instead of making memory grow.
 
+When the station's codec needs it (``CodecSpec.rejoin``, e.g. Ogg), each subscription passes
+what it yields through its own rewriter made by that factory, so that a player starting in the
+middle of the broadcast still gets a valid stream; the output itself never looks inside the
+audio.
+
 Pure Python, no I/O; readers are woken by :class:`anyio.Event` objects that ``feed`` sets (no
 polling).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
 import anyio
 
-from .types import StationMeta
+from .types import Rewriter, StationMeta
+
+log = logging.getLogger(__name__)
 
 #: Largest chunk a subscription returns at once (several fed segments are joined up to this).
 MAX_READ = 65536
@@ -48,6 +57,7 @@ class StationOutput:
         *,
         burst_bytes: int = 65536,
         buffer_bytes: int = 1 << 20,
+        rejoin: Callable[[], Rewriter] | None = None,
     ) -> None:
         if buffer_bytes <= 0:
             raise ValueError("buffer_bytes must be positive")
@@ -60,6 +70,7 @@ class StationOutput:
         self.stats = OutputStats()
         self.title_serial = 0  # bumped on every title change
         self._headers = b""
+        self.rejoin = rejoin  # CodecSpec.rejoin of the station's codec, if any
         # Segments (payload, frame_start); _segments[0] has the absolute index _first.
         self._segments: deque[tuple[bytes, bool]] = deque()
         self._first = 0
@@ -100,6 +111,13 @@ class StationOutput:
     @property
     def headers(self) -> bytes:
         return self._headers
+
+    def set_rejoin(self, rejoin: Callable[[], Rewriter] | None) -> None:
+        """The codec's rewriter factory (``CodecSpec.rejoin``), once the codec is known.
+
+        Used by subscriptions that have not yielded anything yet and by later ones.
+        """
+        self.rejoin = rejoin
 
     def end(self) -> None:
         """The station went off air: readers finish once they have drained what they can."""
@@ -162,7 +180,9 @@ class Subscription:
 
     Yields the headers (if any) first, then a burst of recent audio starting at a frame-start
     segment, then live audio. When no frame-start segment is within the burst range (or before
-    any audio was fed), the reader waits for the next frame-start segment. Iteration ends after
+    any audio was fed), the reader waits for the next frame-start segment. After a lag skip the
+    headers are sent again (the reader may have missed a change of headers in the skipped part;
+    for Ogg, the codec's rewriter turns the repeat into a new chain). Iteration ends after
     :meth:`StationOutput.end` once everything is drained, or after :meth:`close`.
     """
 
@@ -172,7 +192,9 @@ class Subscription:
         self.bytes_read = 0
         self.closed = False
         self._headers_sent = False
+        self._resend_headers = False  # after a lag skip: the headers may have changed meanwhile
         self._pending = b""
+        self._rewrite: Rewriter | None = None
         self._waiter: anyio.Event | None = None
         self._title_serial = -1
         start = output._sync_index(oldest=True)
@@ -213,12 +235,19 @@ class Subscription:
             data = self._pending or self._take()
             self._pending = b""
             if data:
-                if not self._headers_sent:
-                    self._headers_sent = True
+                if not self._headers_sent or self._resend_headers:
+                    if not self._headers_sent:
+                        self._headers_sent = True
+                        self._rewrite = self._new_rewriter()
+                    self._resend_headers = False
                     headers = self.output.headers
                     if headers:
                         self._pending = data
                         data = headers
+                if self._rewrite is not None:
+                    data = self._rewritten(data)
+                    if not data:
+                        continue  # the rewriter holds an incomplete unit: read on
                 self.bytes_read += len(data)
                 return data
             if self.output.ended:
@@ -228,11 +257,35 @@ class Subscription:
             self.output._waiters.append(self._waiter)
             await self._waiter.wait()
 
+    def _new_rewriter(self) -> Rewriter | None:
+        factory = self.output.rejoin
+        if factory is None:
+            return None
+        try:
+            return factory()
+        except Exception:
+            log.exception(
+                "station %s: codec rejoin() raised; stream sent as is", self.output.station_id
+            )
+            return None
+
+    def _rewritten(self, data: bytes) -> bytes:
+        assert self._rewrite is not None
+        try:
+            return bytes(self._rewrite(data))
+        except Exception:  # a codec bug must not end the player's stream
+            log.exception(
+                "station %s: codec rewriter raised; stream sent as is", self.output.station_id
+            )
+            self._rewrite = None
+            return data
+
     def _take(self) -> bytes:
         out = self.output
         if self._next < out._first:
             # Fell more than buffer_bytes behind: skip to the newest frame start we have.
             self.skips += 1
+            self._resend_headers = True
             out.stats.lag_skips += 1
             index = out._sync_index(oldest=False)
             if index is None:

@@ -69,6 +69,15 @@ class FramerStats:
     bytes_in: int = 0
     skipped_bytes: int = 0  # junk, tags or corrupt data dropped between frames
     errors: int = 0  # corrupt or unsupported frames dropped
+    #: Why errors were counted, in words a log or ``streamer`` can show as they are, with a
+    #: count each, e.g. ``{"free-format mp3 frame (not supported)": 3}``. Optional: a framer
+    #: may leave it empty.
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    def count_error(self, reason: str, n: int = 1) -> None:
+        """Count ``n`` errors of the kind ``reason``."""
+        self.errors += n
+        self.reasons[reason] = self.reasons.get(reason, 0) + n
 
 
 class Framer(Protocol):
@@ -95,6 +104,33 @@ class Framer(Protocol):
         """What the stream is, once known (after the first frames); None before."""
         ...
 
+    # Optional (not part of the protocol, so framers without it still conform):
+    #
+    #     def title(self) -> str | None:
+    #         """Now-playing title carried in the stream itself (Vorbis/Opus comments), None
+    #         if the stream says nothing."""
+    #
+    # Call it through :func:`framer_title`.
+
+
+def framer_title(framer: object) -> str | None:
+    """The in-stream title of ``framer`` (its optional ``title()`` method); None if it has no
+    such method, says nothing, or raises."""
+    method = getattr(framer, "title", None)
+    if not callable(method):
+        return None
+    try:
+        title = method()
+    except Exception:
+        return None
+    return title if isinstance(title, str) and title else None
+
+
+#: A per-reader rewriter of the byte stream a player receives: called with each piece of the
+#: stream in order (headers first, then audio, split anywhere), returns the bytes to send
+#: (possibly b"" while it waits for the rest of a unit). See ``CodecSpec.rejoin``.
+Rewriter = Callable[[bytes], bytes]
+
 
 @dataclass(frozen=True, slots=True)
 class CodecSpec:
@@ -112,6 +148,10 @@ class CodecSpec:
     passthrough: bool = False  # internal player cannot decode it; external players get it as is
     decoder_format: str | None = None  # PyAV/FFmpeg demuxer name for internal decoding
     description: str = ""
+    #: Factory of a stateful :data:`Rewriter`, one per player reading the local output, for
+    #: formats whose stream is not valid when a player starts in the middle (Ogg: page
+    #: sequence numbers must not jump after the headers). None: players get the bytes as is.
+    rejoin: Callable[[], Rewriter] | None = None
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,6 +29,11 @@ def test_lan_client_of_a_forwarded_node_gets_what_arrives_for_its_public_address
     client_pub = ("198.18.0.101", 37851)  # the port the router gave the second host
     cid = b"C" * wire.ID_LEN
     proxy.receive_datagram(wire.ProxyReq(cid, client_pub).encode(), client_lan, 1.0)
+    # first the address proves it receives what the proxy sends (no amplification): the
+    # request waits for the RESPONSE, then is answered
+    (challenge, to), = _sent(proxy)
+    assert isinstance(challenge, wire.Challenge) and to == client_lan
+    proxy.receive_datagram(wire.Response(challenge.token).encode(), client_lan, 1.01)
     assert _sent(proxy) == [(wire.ProxyOk(1), client_lan)]
     inner = wire.HelloReq(7, b"O" * wire.ID_LEN, b"\0" * 4, 0, 0, 0, None, None).encode()
     caller = ("198.18.0.10", 8466)
@@ -41,6 +46,7 @@ def test_lan_client_of_a_forwarded_node_gets_what_arrives_for_its_public_address
     proxy.receive_datagram(wire.Via(other, inner).encode(), caller, 2.5)
     assert _sent(proxy) == [(wire.Fwd(caller, inner), client_lan)]
     # a claimed public address behind some other router is no alias: not our client
+    proxy.validate(("10.1.0.4", 8466), 3.0)
     proxy.receive_datagram(
         wire.ProxyReq(b"D" * wire.ID_LEN, ("203.0.113.9", 8466)).encode(), ("10.1.0.4", 8466), 3
     )

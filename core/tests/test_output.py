@@ -261,3 +261,112 @@ def test_constructor_clamps_and_validates() -> None:
     assert out.burst_bytes == 4000
     with pytest.raises(ValueError):
         StationOutput("s", StationMeta(), buffer_bytes=0)
+
+
+# ---- CodecSpec.rejoin: a per-reader rewriter ---------------------------------------------------
+
+
+class Upper:
+    """A toy rewriter: upper-cases, holds back a trailing "#" until more comes."""
+
+    made = 0
+
+    def __init__(self) -> None:
+        Upper.made += 1
+        self.seen: list[bytes] = []
+        self._rest = b""
+
+    def __call__(self, data: bytes) -> bytes:
+        self.seen.append(data)
+        data = self._rest + data
+        keep = 1 if data.endswith(b"#") else 0
+        self._rest = data[len(data) - keep :]
+        return data[: len(data) - keep].upper()
+
+
+async def test_rewriter_sees_headers_then_audio_per_reader() -> None:
+    Upper.made = 0
+    out = StationOutput("s", StationMeta(), rejoin=Upper)
+    out.set_headers(b"head:")
+    out.feed(b"abc#", True)
+    out.feed(b"def", False)
+    out.end()
+    first, second = out.subscribe(), out.subscribe()
+    assert await read_all(first) == b"HEAD:ABC#DEF"
+    assert await read_all(second) == b"HEAD:ABC#DEF"
+    assert Upper.made == 2  # one rewriter per reader
+
+
+async def test_rewriter_holding_everything_does_not_end_the_stream() -> None:
+    out = StationOutput("s", StationMeta(), rejoin=Upper)
+    sub = out.subscribe()
+    out.feed(b"#", True)  # held back: the reader must wait for more, not yield b""
+    async with anyio.create_task_group() as tg:
+        reader = Reader(sub)
+        tg.start_soon(reader.run)
+        out.feed(b"x", False)
+        await reader.wait_for(2)
+        out.end()
+    assert bytes(reader.data) == b"#X"
+
+
+async def test_set_rejoin_applies_to_readers_that_have_not_started() -> None:
+    out = StationOutput("s", StationMeta())
+    early = out.subscribe()
+    out.set_rejoin(Upper)
+    out.feed(b"abc", True)
+    out.end()
+    assert await read_all(early) == b"ABC"
+    out2 = StationOutput("s", StationMeta())
+    out2.feed(b"abc", True)
+    out2.end()
+    assert await read_all(out2.subscribe()) == b"abc"  # no rewriter: as is
+
+
+async def test_a_broken_rewriter_falls_back_to_the_bytes_as_they_are() -> None:
+    def broken() -> object:
+        def rewrite(data: bytes) -> bytes:
+            raise RuntimeError("codec bug")
+
+        return rewrite
+
+    out = StationOutput("s", StationMeta(), rejoin=broken)  # type: ignore[arg-type]
+    out.feed(b"abc", True)
+    out.end()
+    assert await read_all(out.subscribe()) == b"abc"
+
+    def failing_factory() -> object:
+        raise RuntimeError("codec bug")
+
+    out = StationOutput("s", StationMeta(), rejoin=failing_factory)  # type: ignore[arg-type]
+    out.feed(b"abc", True)
+    out.end()
+    assert await read_all(out.subscribe()) == b"abc"
+
+
+async def test_headers_are_sent_again_after_a_lag_skip() -> None:
+    out = StationOutput("s", StationMeta(), burst_bytes=2500, buffer_bytes=5000)
+    out.set_headers(b"H1")
+    out.feed(seg(0), True)
+    sub = out.subscribe()
+    assert await next_chunk(sub) == b"H1"
+    assert await next_chunk(sub) == seg(0)
+    out.set_headers(b"H2")  # e.g. a new Ogg chain started in the part the reader will skip
+    for i in range(1, 21):
+        out.feed(seg(i), frame_start=i % 2 == 0)
+    assert await next_chunk(sub) == b"H2"
+    assert await next_chunk(sub) == seg(20)
+    assert sub.skips == 1
+    out.feed(seg(21), False)
+    assert await next_chunk(sub) == seg(21)  # once only
+
+
+async def test_a_reader_that_starts_late_gets_the_headers_once() -> None:
+    out = StationOutput("s", StationMeta(), burst_bytes=2500, buffer_bytes=5000)
+    out.set_headers(b"H")
+    out.feed(seg(0), True)
+    sub = out.subscribe()  # has not read anything when it falls behind
+    for i in range(1, 21):
+        out.feed(seg(i), frame_start=i % 2 == 0)
+    out.end()
+    assert await read_all(sub) == b"H" + seg(20)

@@ -6,9 +6,10 @@ These drive the unchanged sans-I/O Node, like aioquic's connection tests.
 from __future__ import annotations
 
 import random
+import struct
 from dataclasses import replace
 
-from simkit import FRAME, FRAME_DT, Radio, addr
+from simkit import FRAME, FRAME_DT, Radio, addr, frame
 from streamerp2p.overlay import wire
 from streamerp2p.overlay.events import AudioData, ChildLeft, CodecHeaders, LeaveComplete, Tuned
 from streamerp2p.overlay.node import Node, NodeConfig, headers_hash
@@ -650,3 +651,48 @@ def test_codec_headers_are_only_sent_to_children() -> None:
     # once it is a child, the same request is answered (5,000 bytes: 5 fragments)
     r.run(3)
     assert len(sent) >= 5
+
+
+class Tamperer(Node):
+    """A relay that alters every chunk it passes on (after its own verification)."""
+
+    def datagrams_to_send(self) -> list[tuple[bytes, tuple[str, int]]]:
+        out = []
+        for data, a in super().datagrams_to_send():
+            if data[3] == wire.DATA and len(data) > 40:
+                data = data[:30] + bytes(b ^ 0x5A for b in data[30:40]) + data[40:]
+            out.append((data, a))
+        return out
+
+
+def test_a_relay_that_alters_chunks_is_banned_and_routed_around_with_no_bad_byte_played() -> (
+    None
+):
+    r = Radio(7, slots=2, source_slots=2)
+    evil = addr(1)
+    t = Tamperer(NodeConfig(slots=2, bandwidth_test=False), rng=random.Random(3))
+    r.sim.add(t, evil, r.link)
+    r.sim.call(evil, lambda n, tt: n.tune(r.sid, [r.src], tt))
+    r.listeners.append(evil)
+    r.run(2)
+    honest = r.add_listener(2, hosts=[evil])  # it asks the tamperer first
+    r.run(1)
+    for i in range(3, 6):
+        r.add_listener(i)
+        r.run(0.3)
+    r.run(10)
+    node = r.node(honest)
+    assert node.stats.bad_chunks >= 1 and node.stats.banned == 1
+    assert r.parent(honest) != evil and r.parent(honest) is not None
+    # everything it played is the broadcaster's audio, in order
+    nums = r.frame_numbers(honest)
+    assert nums and nums == sorted(nums) and len(set(nums)) == len(nums)
+    audio = r.audio(honest)
+    for k in range(0, len(audio), FRAME):
+        n = struct.unpack_from("!I", audio, k)[0]
+        assert audio[k : k + FRAME] == frame(n).data
+    # the tamperer's datagrams are ignored from then on
+    dropped = node.stats.banned_dropped
+    r.sim.call(evil, lambda n, tt: n.receive_datagram(b"", evil, tt))  # (keeps it busy)
+    r.sim.call(honest, lambda n, tt: n.receive_datagram(wire.Punch(b"x" * 8).encode(), evil, tt))
+    assert node.stats.banned_dropped == dropped + 1

@@ -155,7 +155,9 @@ async def test_a_passthrough_codec_is_refused_plainly(noise: tuple[bytes, np.nda
     plugins.register(Mp3Pro(), "test", "mp3pro")
     out = StationOutput("x", StationMeta(codec="mp3pro", content_type="audio/x-mp3pro"))
     out.feed(noise[0][:5000], True)
-    with pytest.raises(CannotDecode, match=r"cannot decode mp3pro \(mp3PRO \(SBR\)\)"):
+    # (the real streamerp2p-mp3pro plugin, when installed, is loaded first and wins the name:
+    # its description differs, the refusal is the same)
+    with pytest.raises(CannotDecode, match=r"cannot decode mp3pro \(mp3PRO "):
         await decode_output(out, plugins, NullSink())
     assert out.listeners == 0
     # a codec no plugin knows

@@ -16,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
+import secrets
 import struct
 from bisect import bisect_left
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from itertools import filterfalse
+from typing import Any
 
 from ..types import Frame, StationMeta
 from . import wire
@@ -58,6 +60,41 @@ _decode = wire.decode
 _FRAME_START = wire.DATA_FRAME_START
 _NOT_ASKED = (0.0, 0)  # (retry at, tries) of a chunk never requested
 _HDR_BURST = 16  # CODEC_HDR fragments sent per request (16 KiB); the child asks for the rest
+# Address validation (no amplification): requests whose answers are bigger than they are, from
+# an address that has not echoed one of our tokens, get a CHALLENGE instead; the request is
+# kept and answered when the RESPONSE comes.
+_CHALLENGED = frozenset(
+    {
+        wire.HelloReq,
+        wire.JoinReq,
+        wire.Attach,
+        wire.Nack,
+        wire.StationReq,
+        wire.CodecHdrReq,
+        wire.ProxyReq,
+    }
+)
+VALID_FOR = 1800.0  # seconds an address stays validated (then it is challenged again)
+MAX_VALID = 16384  # validated addresses remembered (least recently used go first)
+MAX_STASHED = 1024  # addresses with requests waiting for their RESPONSE
+STASH_PER_ADDR = 4
+JOIN_PAD = 320  # a JOIN_REQ to a node that may not know us is padded to this: room for its OFFER
+JOIN_PADDED = 2  # padded JOIN_REQs per join round (a slow uplink would choke on more)
+# Misbehaving peers: every forged chunk, seal, record or header set a peer sends is a strike (an
+# honest node verifies before it relays, so it never sends one). A peer with a strike is no
+# longer a candidate parent or repair helper; at STRIKES_TO_BAN it is ignored for BAN_SECONDS.
+STRIKES_TO_BAN = 3
+# Request rate limits (token buckets): per sending address and for the whole node. Requests are
+# the messages that make a node work or answer (_CHALLENGED); beyond the limits they are dropped
+# and counted. Generous for honest peers: gossip ~2/s, joins a few per round, repairs in bursts.
+PEER_RATE = 30.0  # requests per second from one address...
+PEER_BURST = 60.0  # ... with this burst
+NODE_RATE = 2000.0  # requests per second in all
+NODE_BURST = 4000.0
+MAX_BUCKETS = 8192
+BAN_SECONDS = 600.0
+MAX_BANNED = 4096
+MAX_TOKENS = 1024  # tokens others gave us in OFFERs (echoed in ATTACH)
 
 
 def headers_hash(headers: bytes) -> bytes:
@@ -135,7 +172,14 @@ class Stats:
     bad_chunks: int = 0
     bad_seals: int = 0
     bad_records: int = 0
+    banned: int = 0  # peers ignored for sending forged data (see STRIKES_TO_BAN)
+    rate_limited: int = 0  # requests dropped over the per-peer or the node's rate limit
+    banned_dropped: int = 0  # datagrams from them, dropped
     bad_headers: int = 0  # codec headers that did not match the station record's hash
+    challenges: int = 0  # requests from unvalidated addresses answered with a CHALLENGE
+    bad_tokens: int = 0  # RESPONSEs with a token we did not give that address
+    requests_dropped: int = 0  # requests that waited for a RESPONSE that never came
+    amp_refused: int = 0  # answers not sent: more bytes than an unproven address sent us
     dup_chunks: int = 0
     unexpected: int = 0
     repairs_requested: int = 0
@@ -228,6 +272,7 @@ class Session:
     rounds: int = 0  # join rounds without success (backoff)
     bitrate_hint: int = 0  # from offers, before the station record arrives
     round_asks: int = 0  # JOIN_REQs sent in this round (referrals included), capped
+    padded: int = 0  # ... of them padded (see JOIN_PAD)
     next_refresh: float = 0.0
     rtt: float = 0.1
     orphan_until: float = 0.0  # our parent went silent: say so when asking for a slot
@@ -332,7 +377,19 @@ class Node:
         now: float = 0.0,
     ) -> None:
         self.config = config or NodeConfig()
+        # the token secret: from the seeded generator in simulations (reproducible runs),
+        # from the OS's cryptographic source otherwise
+        self._secret = rng.randbytes(32) if rng is not None else secrets.token_bytes(32)
         self.rng = rng or random.Random()
+        self._valid: OrderedDict[Addr, float] = OrderedDict()  # address -> validated at
+        self._stash: OrderedDict[Addr, list[bytes]] = OrderedDict()  # requests awaiting RESPONSE
+        self._tokens: OrderedDict[Addr, bytes] = OrderedDict()  # from OFFERs, for our ATTACH
+        self._budget: list[Any] | None = None  # [addr, bytes left]: answering an unproven address
+        self._countered: dict[Addr, float] = {}  # CHALLENGEs we sent back (once per 10 s)
+        self._strikes: dict[Addr, int] = {}  # forged data received, by sender
+        self._banned: OrderedDict[Addr, float] = OrderedDict()  # sender -> ignored until
+        self._buckets: OrderedDict[Addr, list[float]] = OrderedDict()  # [tokens, at]
+        self._node_bucket = [NODE_BURST, now]
         self.node_id = node_id or self.rng.randbytes(wire.ID_LEN)
         self._anc_bits = wire.ancestor_bits(self.node_id)
         self.stats = Stats()
@@ -388,6 +445,8 @@ class Node:
             wire.Punch: self.nat.on_punch,
             wire.BwTrain: self.bw.on_train,
             wire.BwReport: self.bw.on_report,
+            wire.Challenge: self._on_challenge,
+            wire.Response: self._on_response,
         }
 
     # ------------------------------------------------------------------ I/O contract
@@ -420,6 +479,12 @@ class Node:
         if size < 4 or size > _MAX_DATAGRAM or data[0:2] != _MAGIC or data[2] != 1:
             st.bad_datagrams += 1
             return
+        if self._banned and addr in self._banned:
+            if now < self._banned[addr]:
+                st.banned_dropped += 1
+                return
+            del self._banned[addr]
+            self._strikes.pop(addr, None)
         if data[3] == _DATA:
             self._on_data(data, addr, now)
             return
@@ -431,7 +496,33 @@ class Node:
         except wire.WireError:
             st.bad_datagrams += 1
             return
-        self._handlers[type(msg)](msg, addr, now)  # type: ignore[operator]
+        mtype = type(msg)
+        if mtype in _CHALLENGED and not self._allow_request(addr, now):
+            st.rate_limited += 1
+            return
+        if mtype in _CHALLENGED and not self._is_valid(addr, now):
+            if mtype is wire.Attach and self._token_ok(addr, msg.token, now):  # type: ignore[union-attr]
+                self.validate(addr, now)  # it echoed the token of our OFFER
+            elif mtype is wire.JoinReq and size >= JOIN_PAD:
+                # padded: answer within what came (an OFFER with a token, never a slot yet)
+                msg.flags &= ~wire.JOIN_ATTACH  # type: ignore[union-attr]
+                self._budget = [addr, size]
+                refused = self.stats.amp_refused
+                try:
+                    self._on_join_req(msg, addr, now)  # type: ignore[arg-type]
+                    if self.stats.amp_refused > refused:
+                        self._challenge(data, addr, now)  # too big an answer: prove it first
+                    else:
+                        self._counter_challenge(addr, now)
+                finally:
+                    self._budget = None
+                self.nat.heard(addr, now)
+                return
+            else:
+                self._challenge(data, addr, now)
+                self.nat.heard(addr, now)
+                return
+        self._handlers[mtype](msg, addr, now)  # type: ignore[operator]
         self.nat.heard(addr, now)  # (after: a reachability probe asks whether we had before)
         if self._bulk:
             self._pump_bulk(now)
@@ -616,9 +707,137 @@ class Node:
                 self._start_leave(sess, now)
         self._next_tick = min(self._next_tick, now)
 
+    # ------------------------------------------------------------------ address validation
+
+    def _token(self, addr: Addr, minute: int) -> bytes:
+        ip, port = addr
+        data = f"{ip}|{port}|{minute}".encode()
+        return hashlib.blake2b(data, key=self._secret, digest_size=8).digest()
+
+    def _is_valid(self, addr: Addr, now: float) -> bool:
+        t = self._valid.get(addr)
+        if t is None or now - t > VALID_FOR:
+            return False
+        self._valid.move_to_end(addr)
+        return True
+
+    def validate(self, addr: Addr, now: float) -> None:
+        """Count ``addr`` as proven to receive our datagrams (a RESPONSE with our token)."""
+        self._valid[addr] = now
+        self._valid.move_to_end(addr)
+        while len(self._valid) > MAX_VALID:
+            self._valid.popitem(last=False)
+
+    def _challenge(self, data: bytes, addr: Addr, now: float) -> None:
+        stash = self._stash.get(addr)
+        if stash is None:
+            stash = self._stash[addr] = []
+            while len(self._stash) > MAX_STASHED:
+                self._stash.popitem(last=False)
+                self.stats.requests_dropped += 1
+        else:
+            self._stash.move_to_end(addr)
+        # one request of a kind per address: a retry replaces the request it repeats
+        stash[:] = [d for d in stash if d[3] != data[3]]
+        stash.append(bytes(data))
+        if len(stash) > STASH_PER_ADDR:
+            del stash[0]
+            self.stats.requests_dropped += 1
+        self.stats.challenges += 1
+        self._send(wire.Challenge(self._token(addr, int(now // 60))).encode(), addr)
+
+    def _token_ok(self, addr: Addr, token: bytes, now: float) -> bool:
+        if len(token) != 8:
+            return False
+        minute = int(now // 60)
+        return token in (self._token(addr, minute), self._token(addr, minute - 1))
+
+    def _counter_challenge(self, addr: Addr, now: float) -> None:
+        """Validation both ways in one exchange: challenge back an address whose padded request
+        we answered (within what it sent) if we have not validated it yet."""
+        if self._is_valid(addr, now) or now - self._countered.get(addr, -1e9) < 10.0:
+            return
+        if len(self._countered) > 4096:
+            self._countered = {a: t for a, t in self._countered.items() if now - t < 10.0}
+        self._countered[addr] = now
+        self.stats.challenges += 1
+        self._send(wire.Challenge(self._token(addr, int(now // 60))).encode(), addr)
+
+    def _on_challenge(self, msg: wire.Challenge, addr: Addr, now: float) -> None:
+        # as small as what came (no challenge back: that would double a spoofed CHALLENGE)
+        self._send(wire.Response(msg.token).encode(), addr)
+        for sess in self.sessions.values():
+            # it is alive and will answer once it has our RESPONSE: wait for that
+            if sess.attaching == addr:
+                sess.attach_sent = now
+            if addr in sess.asked:
+                sess.asked[addr] = now
+
+    def _on_response(self, msg: wire.Response, addr: Addr, now: float) -> None:
+        if not self._token_ok(addr, msg.token, now):
+            self.stats.bad_tokens += 1
+            return
+        self.validate(addr, now)
+        for data in self._stash.pop(addr, ()):
+            self.receive_datagram(data, addr, now)
+
+    # ------------------------------------------------------------------ rate limits
+
+    def _allow_request(self, addr: Addr, now: float) -> bool:
+        nb = self._node_bucket
+        nb[0] = min(NODE_BURST, nb[0] + (now - nb[1]) * NODE_RATE)
+        nb[1] = now
+        b = self._buckets.get(addr)
+        if b is None:
+            b = self._buckets[addr] = [PEER_BURST, now]
+            if len(self._buckets) > MAX_BUCKETS:
+                self._buckets.popitem(last=False)  # (an old, idle one: it starts full again)
+        else:
+            self._buckets.move_to_end(addr)
+            b[0] = min(PEER_BURST, b[0] + (now - b[1]) * PEER_RATE)
+            b[1] = now
+        if b[0] < 1.0 or nb[0] < 1.0:
+            return False
+        b[0] -= 1.0
+        nb[0] -= 1.0
+        return True
+
+    # ------------------------------------------------------------------ misbehaving peers
+
+    def _strike(self, addr: Addr | None, now: float) -> None:
+        """``addr`` sent forged data: deprioritise it, then ignore it."""
+        if addr is None:
+            return
+        n = self._strikes.get(addr, 0) + 1
+        if len(self._strikes) > 4 * MAX_BANNED:
+            self._strikes.clear()
+        self._strikes[addr] = n
+        for sess in self.sessions.values():
+            sess.candidates.pop(addr, None)  # no parent, no helper
+        if n < STRIKES_TO_BAN:
+            return
+        self.stats.banned += 1
+        self._banned[addr] = now + BAN_SECONDS
+        while len(self._banned) > MAX_BANNED:
+            self._banned.popitem(last=False)
+        self._valid.pop(addr, None)
+        for sess in list(self.sessions.values()):
+            if sess.parent == addr:
+                self._lose_parent(sess, now, "forged data")
+            sess.dead[addr] = now + BAN_SECONDS
+            c = sess.children.pop(addr, None)
+            if c is not None:
+                self._events.append(ChildLeft(sess.station_id, addr, c.node_id, "forged data"))
+
     # ------------------------------------------------------------------ helpers
 
     def _send(self, data: bytes, addr: Addr) -> None:
+        budget = self._budget
+        if budget is not None and addr == budget[0]:
+            if len(data) > budget[1]:
+                self.stats.amp_refused += 1  # more than the unproven address sent us
+                return
+            budget[1] -= len(data)
         if self.nat.route(data, addr):
             return  # through its proxy (and a punch): no path to it is open yet
         self._out.append((data, addr))
@@ -919,6 +1138,7 @@ class Node:
         sess.next_round = now + min(2.0, cfg.join_retry * 2 ** min(sess.rounds, 4))
         sess.rounds += 1
         sess.round_asks = 0
+        sess.padded = 0
         self._forget_old_asks(sess, now)
         tuned = self.hosts.tuned(sess.tag)
         self.rng.shuffle(tuned)
@@ -992,6 +1212,12 @@ class Node:
         req = wire.JoinReq(
             sess.station_id, self._req_id, self.node_id, flags, self._slots(sess), from_seq
         )
+        if sess.seeking and sess.padded < JOIN_PADDED and not self._is_valid(addr, now):
+            sess.padded += 1
+            # tuning in or re-homing (time counts), to a node that may not know us: room for
+            # its OFFER, or it could only answer with a CHALLENGE (a round trip more). Other
+            # asks (refreshing backups) are not in a hurry: they take the round trip.
+            req.pad = JOIN_PAD - 38
         self._send(req.encode(), addr)
         h = self.hosts.get(addr)
         if h is not None and h.asked is None:
@@ -1015,6 +1241,11 @@ class Node:
             self.stats.unexpected += 1  # we did not ask (or it answered twice)
             return
         sess.answered[addr] = now
+        if len(msg.token) == 8:
+            self._tokens[addr] = msg.token
+            self._tokens.move_to_end(addr)
+            if len(self._tokens) > MAX_TOKENS:
+                self._tokens.popitem(last=False)
         in_tree = bool(msg.flags & wire.OFFER_IN_TREE)
         if msg.bitrate and not sess.bitrate_hint:
             sess.bitrate_hint = msg.bitrate
@@ -1261,13 +1492,17 @@ class Node:
                 weakest,
                 sess.record.meta.bitrate if sess.record is not None else 0,
                 self._spare16(sess),
+                self._token(addr, int(now // 60)),
             )
         else:
             refs = self.hosts.tuned(msg.station_id[:4])
             refs = [a for a in refs if a != addr]
             if len(refs) > wire.MAX_REFERRALS:
                 refs = self.rng.sample(refs, wire.MAX_REFERRALS)
-            offer = wire.Offer(msg.station_id, msg.req_id, self.node_id, 0, 0, 0, 255, 0, 0, refs)
+            offer = wire.Offer(
+                msg.station_id, msg.req_id, self.node_id, 0, 0, 0, 255, 0, 0, refs,
+                token=self._token(addr, int(now // 60)),
+            )  # fmt: skip
         self._introduce(addr, offer.referrals)
         self._send(offer.encode(), addr)
 
@@ -1534,6 +1769,7 @@ class Node:
             verifier = sess.verifier or Verifier(rec.public_key)
             if not rec.verify(verifier):
                 self.stats.bad_records += 1
+                self._strike(addr, now)
                 return
             sess.verifier = verifier
             restarted = sess.record is not None and sess.record.epoch != rec.epoch
@@ -1550,6 +1786,7 @@ class Node:
             return
         if not rec.verify():
             self.stats.bad_records += 1
+            self._strike(addr, now)
             return
         self._directory_put(rec, raw, now)
         self._events.append(StationUpdated(rec, entry is None or entry.record.title != rec.title))
@@ -1614,6 +1851,7 @@ class Node:
         if len(data) != msg.total or headers_hash(data) != msg.hash:
             self.stats.bad_headers += 1
             sess.next_hdr_req = now + 1.0
+            self._strike(addr, now)
             return
         sess.codec_headers = data
         sess.codec_hash = msg.hash
@@ -1687,6 +1925,7 @@ class Node:
             msg.signature, wire.Seal.signed_bytes(sess.station_id, msg.first_seq, msg.hashes)
         ):
             self.stats.bad_seals += 1
+            self._strike(addr, now)
             return
         raw = msg.encode()
         first = msg.first_seq
@@ -1725,6 +1964,7 @@ class Node:
         if h is not None:  # (_verify_and_accept, inlined)
             if chunk_hash(data) != h:
                 self.stats.bad_chunks += 1
+                self._strike(addr, now)
                 return
             self._accept(sess, seq, data, now)
         elif len(sess.pending) < self.config.max_pending and (
@@ -2084,7 +2324,8 @@ class Node:
                 del targets[a]
         targets[addr] = now
         from_seq = sess.contig if sess.started else wire.FRESH
-        msg = wire.Attach(sess.station_id, self.node_id, from_seq, self._slots(sess), flags)
+        token = self._tokens.get(addr, b"")
+        msg = wire.Attach(sess.station_id, self.node_id, from_seq, self._slots(sess), flags, token)
         self._send(msg.encode(), addr)
 
     def _can_overlap(self, sess: Session) -> bool:

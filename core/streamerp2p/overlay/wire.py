@@ -55,6 +55,10 @@ PUNCH = 0x47
 # upload capacity test (see overlay/bwtest.py)
 BW_TRAIN = 0x48
 BW_REPORT = 0x49
+# address validation (see docs/protocol.md, "Amplification"): a request from an address that
+# has not proven it receives our datagrams gets only a CHALLENGE, as small as any request
+CHALLENGE = 0x50
+RESPONSE = 0x51
 
 ID_LEN = 8  # node id
 STATION_ID_LEN = 16
@@ -369,6 +373,7 @@ class JoinReq:
     flags: int = 0
     slots: int = 0  # the joiner's own relay capacity
     from_seq: int = FRESH
+    pad: int = 0  # zero bytes appended: room for the OFFER of a node that never heard of us
 
     TYPE = JOIN_REQ
 
@@ -380,6 +385,7 @@ class JoinReq:
             + self.node_id
             + bytes([self.flags, min(self.slots, 255)])
             + _U32.pack(self.from_seq)
+            + bytes(self.pad)
         )
 
 
@@ -407,6 +413,7 @@ class Offer:
     weakest: int = 255  # fewest slots among its children (a stronger joiner may take that place)
     bitrate: int = 0  # the station's bitrate, kbit/s (a joiner sizes its own slots with it)
     spare: int = 0  # spare upload in 1/16 of the bitrate (repairs, cushions), 255 = plenty
+    token: bytes = b""  # echoed in the ATTACH: the joiner proves it receives our datagrams
 
     TYPE = OFFER
 
@@ -429,6 +436,7 @@ class Offer:
                 _OFFER_TAIL.pack(
                     min(self.weakest, 255), min(self.bitrate, 0xFFFF), min(self.spare, 255)
                 ),
+                self.token[:8],
             ]
         )
 
@@ -446,6 +454,7 @@ class Attach:
     from_seq: int  # FRESH for a new listener
     slots: int = 0  # the joiner's relay capacity
     flags: int = 0
+    token: bytes = b""  # the OFFER's token: proves the joiner receives what the parent sends
 
     TYPE = ATTACH
 
@@ -456,6 +465,7 @@ class Attach:
             + self.node_id
             + _U32.pack(self.from_seq)
             + bytes([min(self.slots, 255), self.flags])
+            + self.token[:8]
         )
 
 
@@ -690,6 +700,28 @@ class CodecHdr:
 
 
 @dataclass(slots=True)
+class Challenge:
+    """"Prove you receive what I send to this address": echo the token in a RESPONSE."""
+
+    token: bytes  # 8 bytes, unpredictable, bound to the address and the minute
+
+    TYPE = CHALLENGE
+
+    def encode(self) -> bytes:
+        return header(CHALLENGE) + self.token
+
+
+@dataclass(slots=True)
+class Response:
+    token: bytes
+
+    TYPE = RESPONSE
+
+    def encode(self) -> bytes:
+        return header(RESPONSE) + self.token
+
+
+@dataclass(slots=True)
 class ReachReq:
     """ "Have someone I never wrote to send me a probe": are unsolicited datagrams let in?"""
 
@@ -854,6 +886,8 @@ Message = (
     | Punch
     | BwTrain
     | BwReport
+    | Challenge
+    | Response
 )
 
 
@@ -996,7 +1030,7 @@ def _dec_hello(data: bytes) -> Message:
 
 
 def _dec_join_req(data: bytes) -> Message:
-    return JoinReq(*_S_JOIN_REQ.unpack_from(data, 4))
+    return JoinReq(*_S_JOIN_REQ.unpack_from(data, 4), len(data) - 4 - _S_JOIN_REQ.size)
 
 
 def _dec_offer(data: bytes) -> Message:
@@ -1004,13 +1038,15 @@ def _dec_offer(data: bytes) -> Message:
     anc, pos = _anc_at(data, 4 + _S_OFFER.size)
     refs, pos = _addrs_at(data, pos, MAX_REFERRALS)
     weakest, bitrate, spare = _S_OFFER_TAIL.unpack_from(data, pos)
+    token = data[pos + _S_OFFER_TAIL.size : pos + _S_OFFER_TAIL.size + 8]
     return Offer(
-        sid, req_id, nid, flags, free, slots, depth, head, anc, refs, weakest, bitrate, spare
+        sid, req_id, nid, flags, free, slots, depth, head, anc, refs, weakest, bitrate, spare, token
     )
 
 
 def _dec_attach(data: bytes) -> Message:
-    return Attach(*_S_ATTACH.unpack_from(data, 4))
+    end = 4 + _S_ATTACH.size
+    return Attach(*_S_ATTACH.unpack_from(data, 4), data[end : end + 8])
 
 
 def _dec_attach_ok(data: bytes) -> Message:
@@ -1141,6 +1177,15 @@ def _dec_codec_hdr(data: bytes) -> Message:
     return CodecHdr(tag, h, total, offset, chunk)
 
 
+def _dec_token(cls: type[Challenge] | type[Response]):  # type: ignore[no-untyped-def]
+    def dec(data: bytes) -> Message:
+        if len(data) != 12:
+            raise _truncated()
+        return cls(data[4:12])
+
+    return dec
+
+
 _DECODERS = {
     HELLO_REQ: _dec_hello_req,
     HELLO: _dec_hello,
@@ -1169,6 +1214,8 @@ _DECODERS = {
     PUNCH: _dec_punch,
     BW_TRAIN: _dec_bw_train,
     BW_REPORT: _dec_bw_report,
+    CHALLENGE: _dec_token(Challenge),
+    RESPONSE: _dec_token(Response),
 }
 
 

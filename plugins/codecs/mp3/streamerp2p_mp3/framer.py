@@ -28,7 +28,9 @@ from streamerp2p.types import Frame, FramerStats, StreamFormat
 
 __all__ = [
     "CONTENT_TYPES",
+    "FREE_FORMAT_ERROR",
     "MAX_FRAME_LENGTH",
+    "TRUNCATED_ERROR",
     "FrameHeader",
     "Mp3Framer",
     "find_frame_pair",
@@ -38,6 +40,10 @@ __all__ = [
 ]
 
 CONTENT_TYPES: tuple[str, ...] = ("audio/mpeg", "audio/mp3", "audio/x-mpeg")
+
+#: ``stats.reasons`` keys.
+FREE_FORMAT_ERROR = "free-format mp3 frame (bitrate index 0): not supported, skipped"
+TRUNCATED_ERROR = "mp3 frame truncated by the end of the stream"
 
 # Layer III bitrates (kbit/s) by index; 0 = free format, 15 = invalid.
 _BITRATES_V1 = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 0)
@@ -199,9 +205,10 @@ class Mp3Framer:
     """Splits an mp3 byte stream into frames (implements ``streamerp2p.types.Framer``).
 
     Every frame is a decoder entry point (``sync=True``); Xing/Info/VBRI frames are passed
-    through as ordinary frames. ``stats.errors`` counts free-format frames (unsupported) and
-    frames truncated by the end of the stream. Buffering is bounded: at most one frame plus
-    a header is held between calls, whatever the input.
+    through as ordinary frames. ``stats.errors`` counts free-format frames (unsupported: a
+    free-format stream gives no frames at all, and ``stats.reasons`` says why, under
+    :data:`FREE_FORMAT_ERROR`) and frames truncated by the end of the stream. Buffering is
+    bounded: at most one frame plus a header is held between calls, whatever the input.
     """
 
     def __init__(self) -> None:
@@ -281,7 +288,8 @@ class Mp3Framer:
         n = len(buf)
         pos = 0
         skipped = 0
-        errors = 0
+        free = 0  # free-format headers (errors)
+        truncated = 0  # frames cut by the end of the stream (errors)
         frames = 0
         info_frames = 0
         kbps_sum = 0
@@ -321,7 +329,7 @@ class Mp3Framer:
                             continue
                         if not final:
                             break  # wait for the rest of the frame
-                        errors += 1  # truncated by the end of the stream; hunt in its bytes
+                        truncated += 1  # by the end of the stream; hunt in its bytes
                 lock = -1
                 boundary = True
 
@@ -371,7 +379,7 @@ class Mp3Framer:
             length = lengths[key]
             if not length:
                 if _is_free_format(header):  # unsupported: count it, skip its header
-                    errors += 1
+                    free += 1
                     pos += 4
                     skipped += 4
                 else:
@@ -419,7 +427,10 @@ class Mp3Framer:
         stats = self.stats
         stats.frames += frames
         stats.skipped_bytes += skipped
-        stats.errors += errors
+        if free:
+            stats.count_error(FREE_FORMAT_ERROR, free)
+        if truncated:
+            stats.count_error(TRUNCATED_ERROR, truncated)
         self._audio_frames += frames - info_frames
         self._kbps_sum += kbps_sum
         self._first_audio = first_audio

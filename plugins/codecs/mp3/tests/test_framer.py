@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from streamerp2p.testing import require_tool
 from streamerp2p.types import Frame, Framer, StreamFormat
 from streamerp2p_mp3.framer import (
+    FREE_FORMAT_ERROR,
     MAX_FRAME_LENGTH,
+    TRUNCATED_ERROR,
     FrameHeader,
     Mp3Framer,
     id3v2_length,
@@ -274,6 +276,8 @@ def test_free_format_stream_gives_nothing() -> None:
     framer = Mp3Framer()
     assert feed(free * 20, 100, framer=framer) == []
     assert framer.stats.errors == 20
+    assert framer.stats.reasons == {FREE_FORMAT_ERROR: 20}
+    assert "free-format" in FREE_FORMAT_ERROR and "not supported" in FREE_FORMAT_ERROR
     assert framer.format() is None
 
 
@@ -286,6 +290,7 @@ def test_truncated_last_frame(cbr: Mp3File) -> None:
     assert pushed == frames[:-1]
     assert framer.flush() == []
     assert framer.stats.errors == 1
+    assert framer.stats.reasons == {TRUNCATED_ERROR: 1}
     assert framer.stats.skipped_bytes == cut - len(b"".join(frames[:-1]))
 
 

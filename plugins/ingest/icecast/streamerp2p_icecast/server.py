@@ -3,7 +3,8 @@
 Accepts ``PUT /mount`` (Icecast 2.4+, ffmpeg's ``icecast://``, libshout 2.4+) and the legacy
 ``SOURCE /mount`` (older libshout, butt, ffmpeg ``-legacy_icecast 1``), with HTTP Basic
 authentication, ``Expect: 100-continue``, chunked, ``Content-Length`` or raw (until close)
-bodies, and the ``/admin/metadata?mode=updinfo`` title updates.
+bodies, and the ``/admin/metadata?mode=updinfo`` title updates. Icecast 1's x-audiocast login
+(``SOURCE password /mount``, darkice's ``[icecast-0]``) is accepted too.
 
 Request heads are parsed with h11; responses are written as raw bytes because Icecast clients
 expect exactly what Icecast sends: one answer, ``HTTP/1.1 100 Continue`` to a ``PUT`` with
@@ -20,7 +21,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import anyio
 import h11
@@ -45,6 +46,8 @@ LINGER_SECONDS = 2.0  # how long to drain a refused client so it can read our an
 _HEAD_END = re.compile(rb"\n\r?\n")
 _TOKEN_PREFIX = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}(?: |$)")
 _HOST_HEADER = re.compile(rb"\nhost[ \t]*:", re.IGNORECASE)
+# Icecast 1 (x-audiocast): "SOURCE password /mount", no protocol version
+_XAUDIOCAST = re.compile(rb"^SOURCE +(\S+) +(/\S*) *\r?$", re.IGNORECASE)
 
 METADATA_OK = (
     '<?xml version="1.0"?>\n'
@@ -65,7 +68,9 @@ class IcecastStats:
 
     connections: int = 0
     sources: int = 0  # authenticated sources handed to the node
-    auth_failures: int = 0
+    auth_failures: int = 0  # wrong credentials
+    challenges: int = 0  # requests without credentials (libshout asks without, then with)
+    probes: int = 0  # connections closed before sending anything, OPTIONS (libshout's TLS check)
     bad_requests: int = 0  # garbage, non-HTTP input, malformed or timed-out heads
     mount_in_use: int = 0
     title_updates: int = 0
@@ -75,6 +80,10 @@ class IcecastStats:
 
 class _BadRequest(Exception):
     pass
+
+
+class _Probe(Exception):
+    """The client connected and closed without sending a byte."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -103,7 +112,7 @@ def _parse_audio_info(value: str) -> dict[str, str]:
             continue
         key = key.strip().lower()
         key = key.removeprefix("ice-")
-        out[key] = val.strip()
+        out[key] = unquote(val.strip())  # libshout URL-encodes the values (ices: 3%2e00)
     return out
 
 
@@ -325,7 +334,12 @@ class IcecastServer:
         """Read up to the blank line ending the head; return (head, bytes after it)."""
         buf = bytearray()
         while True:
-            data = await stream.receive(self.read_size)
+            try:
+                data = await stream.receive(self.read_size)
+            except anyio.EndOfStream:
+                if not buf:
+                    raise _Probe() from None
+                raise
             buf += data
             match = _HEAD_END.search(buf)
             if match:
@@ -354,11 +368,17 @@ class IcecastServer:
         try:
             with anyio.fail_after(self.head_timeout):
                 head, rest = await self._read_head(stream)
-            conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_bytes)
-            conn.receive_data(self._normalise_head(head) + rest)
-            event = conn.next_event()
-            if not isinstance(event, h11.Request):
-                raise _BadRequest(f"unexpected {event!r}")
+            login = _XAUDIOCAST.match(head.split(b"\n", 1)[0])
+            if not login:
+                conn = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_bytes)
+                conn.receive_data(self._normalise_head(head) + rest)
+                event = conn.next_event()
+                if not isinstance(event, h11.Request):
+                    raise _BadRequest(f"unexpected {event!r}")
+        except _Probe:
+            self.stats.probes += 1
+            log.debug("icecast ingest: %s connected and closed (probe)", peer)
+            return
         except (
             _BadRequest,
             h11.RemoteProtocolError,
@@ -369,7 +389,10 @@ class IcecastServer:
             OSError,
         ) as exc:
             self.stats.bad_requests += 1
-            log.debug("icecast ingest: dropping %s: %s", peer, exc or type(exc).__name__)
+            log.info("icecast ingest: dropping %s: %s", peer, exc or type(exc).__name__)
+            return
+        if login:
+            await self._xaudiocast(stream, peer, login, head, rest)
             return
 
         headers: dict[str, str] = {}
@@ -383,6 +406,12 @@ class IcecastServer:
         elif method in (b"GET", b"HEAD"):
             # latin-1 maps bytes 1:1, so query values can be turned back into their bytes.
             await self._get(stream, peer, target.decode("latin-1"), headers)
+        elif method == b"OPTIONS":
+            # libshout 2.4 first sends "OPTIONS * HTTP/1.1" with "Upgrade: TLS/1.0": a 405 (as
+            # liquidsoap's harbor answers) makes it go on in plain text with SOURCE.
+            self.stats.probes += 1
+            log.debug("icecast ingest: %s sent OPTIONS (libshout's TLS upgrade check)", peer)
+            await self._refuse(stream, b"HTTP/1.0 405 Method Not Allowed", b"Method not allowed")
         else:
             self.stats.bad_requests += 1
             await self._refuse(stream, b"HTTP/1.0 405 Method Not Allowed", b"Method not allowed")
@@ -402,6 +431,11 @@ class IcecastServer:
             + b"Connection: close\r\n\r\n"
             + body
         )
+        await self._send_and_linger(stream, response)
+
+    async def _send_and_linger(self, stream: SocketStream, response: bytes) -> None:
+        """Send ``response``, then drain for a moment so that the client can read it (closing
+        with unread input would reset the connection and could destroy the answer)."""
         try:
             await stream.send(response)
             await stream.send_eof()
@@ -437,9 +471,18 @@ class IcecastServer:
             return None
         return user if ok else None
 
-    async def _unauthorized(self, stream: SocketStream, peer: str, what: str) -> None:
-        self.stats.auth_failures += 1
-        log.warning("icecast ingest: authentication failed for %s (%s)", peer, what)
+    async def _unauthorized(
+        self, stream: SocketStream, peer: str, what: str, *, challenge: bool
+    ) -> None:
+        """401; ``challenge``: the client sent no credentials at all (not counted as failure)."""
+        if challenge:
+            # libshout (ezstream, ices, darkice, Mixxx) always asks without credentials first
+            # and repeats the request with them after this 401: not a failure.
+            self.stats.challenges += 1
+            log.info("icecast ingest: %s sent no credentials (%s): asking for them", peer, what)
+        else:
+            self.stats.auth_failures += 1
+            log.warning("icecast ingest: authentication failed for %s (%s)", peer, what)
         await self._refuse(
             stream,
             b"HTTP/1.0 401 Unauthorized",
@@ -460,7 +503,9 @@ class IcecastServer:
     ) -> None:
         mount = urlsplit(target).path or "/"
         if self._authenticate(headers) is None:
-            await self._unauthorized(stream, peer, f"{method.decode()} {mount}")
+            await self._unauthorized(
+                stream, peer, f"{method.decode()} {mount}", challenge="authorization" not in headers
+            )
             return
         if not mount.startswith("/") or mount.startswith("/admin"):
             self.stats.bad_requests += 1
@@ -488,35 +533,90 @@ class IcecastServer:
                 # Body bytes that came with the head (h11 kept them) plus any read since.
                 prefix = bytes(conn.trailing_data[0]) + received
             info = source_info_from_headers(mount, headers)
-            source = IcecastSource(
-                info,
-                peer,
-                stream,
-                conn,
-                mode,
-                prefix=prefix,
-                timeout=self.source_timeout,
-                read_size=self.read_size,
-            )
-            self.stats.sources += 1
-            log.info(
-                "icecast ingest: source %s on %s (%s, %s, %s)",
-                peer,
-                mount,
-                method.decode(),
-                info.content_type or "no content type",
-                info.user_agent or "unknown client",
-            )
+            await self._feed(stream, conn, peer, info, mode, prefix, method.decode())
+        finally:
+            self.active_mounts.discard(mount)
+
+    async def _feed(
+        self,
+        stream: SocketStream,
+        conn: h11.Connection,
+        peer: str,
+        info: SourceInfo,
+        mode: BodyMode,
+        prefix: bytes,
+        how: str,
+    ) -> None:
+        """Hand an accepted source to the node until it is done with it."""
+        source = IcecastSource(
+            info,
+            peer,
+            stream,
+            conn,
+            mode,
+            prefix=prefix,
+            timeout=self.source_timeout,
+            read_size=self.read_size,
+        )
+        self.stats.sources += 1
+        log.info(
+            "icecast ingest: source %s on %s (%s, %s, %s)",
+            peer,
+            info.mount,
+            how,
+            info.content_type or "no content type",
+            info.user_agent or "unknown client",
+        )
+        try:
+            await self.ctx.on_source(source)
+        finally:
+            await source.aclose()
+        log.info(
+            "icecast ingest: source %s on %s ended after %d bytes",
+            peer,
+            info.mount,
+            source.bytes_received,
+        )
+
+    async def _xaudiocast(
+        self, stream: SocketStream, peer: str, login: re.Match[bytes], head: bytes, rest: bytes
+    ) -> None:
+        """Icecast 1's x-audiocast login (darkice ``[icecast-0]``, libshout XAUDIOCAST):
+        ``SOURCE password /mount`` and ``x-audiocast-*`` lines, answered ``OK`` or the
+        ``ERROR - ...`` lines Icecast 1.3 sent."""
+        password, mount = _text(login.group(1)), _text(login.group(2))
+        headers: dict[str, str] = {}
+        for raw in head.split(b"\n")[1:]:
+            name, sep, value = _text(raw.rstrip(b"\r")).partition(":")
+            if sep and name.strip():
+                name = name.strip().lower()
+                if name.startswith("x-audiocast-"):
+                    name = "ice-" + name.removeprefix("x-audiocast-")
+                headers[name] = value.strip()
+        try:
+            ok = bool(self.ctx.check_password("source", password))
+        except Exception:
+            log.exception("icecast ingest: check_password failed")
+            ok = False
+        if not ok:
+            self.stats.auth_failures += 1
+            log.warning("icecast ingest: wrong password from %s (x-audiocast %s)", peer, mount)
+            await self._send_and_linger(stream, b"ERROR - Bad Password\r\n")
+            return
+        if mount in self.active_mounts or mount.startswith("/admin"):
+            self.stats.mount_in_use += 1
+            log.warning("icecast ingest: %s refused, mountpoint %s in use or invalid", peer, mount)
+            await self._send_and_linger(stream, b"ERROR - Mount Point Taken or Invalid\r\n")
+            return
+        self.active_mounts.add(mount)
+        try:
             try:
-                await self.ctx.on_source(source)
-            finally:
-                await source.aclose()
-            log.info(
-                "icecast ingest: source %s on %s ended after %d bytes",
-                peer,
-                mount,
-                source.bytes_received,
-            )
+                await stream.send(b"OK\r\n")
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                return
+            info = source_info_from_headers(mount, headers)
+            conn = h11.Connection(h11.SERVER)  # unused for a raw body
+            await self._feed(stream, conn, peer, info, "raw", rest, "x-audiocast")
         finally:
             self.active_mounts.discard(mount)
 
@@ -573,7 +673,12 @@ class IcecastServer:
 
         if path in ("/admin/metadata", "/admin/metadata.xsl"):
             if self._authenticate(headers) is None:
-                await self._unauthorized(stream, peer, f"metadata update {param('mount')}")
+                await self._unauthorized(
+                    stream,
+                    peer,
+                    f"metadata update {param('mount')}",
+                    challenge="authorization" not in headers,
+                )
                 return
             mount = param("mount")
         elif path == "/admin.cgi":
@@ -585,7 +690,9 @@ class IcecastServer:
                 log.exception("icecast ingest: check_password failed")
                 ok = False
             if not ok:
-                await self._unauthorized(stream, peer, "admin.cgi metadata update")
+                await self._unauthorized(
+                    stream, peer, "admin.cgi metadata update", challenge="pass" not in params
+                )
                 return
             mount = param("mount") or "/"
         else:
