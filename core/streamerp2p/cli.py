@@ -157,6 +157,7 @@ def main(
     ctx.ensure_object(dict)
     ctx.obj["config_path"] = config_path
     ctx.obj["state_dir"] = state_dir
+    ctx.obj["ui"] = ui  # (also for `streamer --ui NAME node --seed ...`)
     if ctx.invoked_subcommand is None:
         if ui is None:
             click.echo(ctx.get_help())
@@ -613,7 +614,7 @@ def node_cmd(
 ) -> None:
     """Run a node that relays, gossips and can act as a seed."""
     config, sdir, plugins, opts = _setup(ctx, **node)
-    ui = ui or config.get("ui.default")
+    ui = ui or ctx.obj.get("ui") or config.get("ui.default")
     app = App(opts, sdir, plugins, out=_say, config=config)
 
     async def body(tg: Any) -> None:
@@ -626,7 +627,9 @@ def node_cmd(
 
             async def run_ui() -> None:
                 await spec.run(app)
+                _say(f"leaving ({ui} closed)")
                 await app.leave()  # the front end closed: leave politely
+                _say("left")
                 tg.cancel_scope.cancel()
 
             tg.start_soon(run_ui)

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import anyio
+import anyio.abc
 import pytest
 from streamerp2p.app import App, NodeOptions
 from streamerp2p.config import Config, ConfigError

@@ -1,0 +1,1 @@
+"""Streamer P2P's terminal front end (``streamer --ui cli``)."""
