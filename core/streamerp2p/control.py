@@ -323,13 +323,16 @@ class Controller:
     # ------------------------------------------------------------------ settings
 
     def settings(self) -> list[dict[str, Any]]:
-        """The settings a front end offers, with type, default, current value and help."""
+        """The settings a front end offers: key, kind (``int``, ``float``, ``bool``, ``str`` or
+        ``list[str]``, to pick an editor), type (in words), default, current value, help and
+        bounds."""
         out = []
         for key in UI_SETTINGS:
             opt = OPTIONS[key]
             out.append(
                 {
                     "key": key,
+                    "kind": opt.kind,  # int, float, bool, str or list[str] (for editors)
                     "type": opt.type_name,
                     "default": opt.default,
                     "value": self.config.get(key),
