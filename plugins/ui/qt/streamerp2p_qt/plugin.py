@@ -27,52 +27,82 @@ from .player import InternalPlayer
 QUIT_TIMEOUT = 10.0
 
 
-def gui_main(
-    node: NodeSide,
-    volume: int,
-    started: threading.Event,
-    stopping: threading.Event,
-    quit_box: list[Any],
-) -> int:
-    """The GUI thread: QApplication, the window, Qt's event loop until the window closes."""
-    import gc
+class GuiThread:
+    """The GUI thread: the QApplication, the window and Qt's event loop until it closes.
 
-    from PySide6.QtCore import QMetaObject, Qt
-    from PySide6.QtWidgets import QApplication
+    :meth:`request_quit` may be called from any thread, at any time (before the window
+    exists, while it runs, after it closed).
+    """
 
-    from .window import MainWindow
+    def __init__(self, node: NodeSide, volume: int, on_exit: Any) -> None:
+        self.node = node
+        self.volume = volume
+        self.on_exit = on_exit  # called in the GUI thread when it ends
+        self.error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._quit: Any = None  # posts a quit to the running Qt loop
+        self.thread = threading.Thread(target=self._main, name="qt-gui", daemon=True)
 
-    qapp = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "streamer"])
-    qapp.setApplicationName("Streamer P2P")
-    qapp.setQuitOnLastWindowClosed(True)
-    link = NodeLink(node)
-    window = MainWindow(link, volume=volume)
-    said = []
+    def start(self) -> None:
+        self.thread.start()
 
-    def on_shown() -> None:
-        if not said:  # once: what scripts (and the end-to-end test) wait for
-            said.append(True)
-            link.call(node.say, "qt: window shown")
+    def request_quit(self) -> None:
+        with self._lock:
+            self._stopping = True
+            if self._quit is not None:
+                self._quit()
 
-    window.shown.connect(on_shown)
-    # the node's thread asks Qt to quit with a queued call (thread-safe)
-    quit_box.append(
-        lambda: QMetaObject.invokeMethod(qapp, "quit", Qt.ConnectionType.QueuedConnection)
-    )
-    window.show()
-    started.set()
-    try:
-        if stopping.is_set():  # the node stopped while the window was being made
-            return 0
-        return qapp.exec()
-    finally:
-        node.on_snapshot = lambda snap: None  # nothing more for this window
-        node.on_message = lambda line: None
-        window.close()
-        window.deleteLater()
-        qapp.processEvents()
-        gc.collect()
-        qapp.shutdown()
+    def _main(self) -> None:
+        try:
+            self._gui()
+        except BaseException as exc:  # reported by run()
+            self.error = exc
+        finally:
+            self.on_exit()
+
+    def _gui(self) -> None:
+        import gc
+
+        from PySide6.QtCore import QMetaObject, Qt
+        from PySide6.QtWidgets import QApplication
+
+        from .window import MainWindow
+
+        node = self.node
+        qapp = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "streamer"])
+        qapp.setApplicationName("Streamer P2P")
+        qapp.setQuitOnLastWindowClosed(True)
+        link = NodeLink(node)
+        window = MainWindow(link, volume=self.volume)
+        said: list[bool] = []
+
+        def on_shown() -> None:
+            if not said:  # once: what scripts (and the end-to-end test) wait for
+                said.append(True)
+                link.call(node.say, "qt: window shown")
+
+        window.shown.connect(on_shown)
+        window.show()
+        try:
+            with self._lock:
+                if self._stopping:  # the node stopped while the window was being made
+                    return
+                # a queued call is thread-safe: Qt runs it in this thread
+                self._quit = lambda: QMetaObject.invokeMethod(
+                    qapp, "quit", Qt.ConnectionType.QueuedConnection
+                )
+            qapp.exec()
+        finally:
+            with self._lock:
+                self._quit = None
+            node.on_snapshot = lambda snap: None  # nothing more for this window
+            node.on_message = lambda line: None
+            window.close()
+            window.deleteLater()
+            qapp.processEvents()
+            gc.collect()
+            qapp.shutdown()
 
 
 async def run(app: Any) -> None:
@@ -80,45 +110,32 @@ async def run(app: Any) -> None:
     if sys.platform == "darwin":
         raise RuntimeError(
             "the qt front end needs Qt's main thread, which macOS gives only to the process's "
-            "first thread (the node's); use --ui web there"
+            "first thread (the node's); use another front end there"
         )
-    config = app.config
-    controller = Controller(app, config)
+    controller = Controller(app, app.config)
     volume = int(controller.config.get("player.volume"))
     player = InternalPlayer(app, volume=volume, device=controller.config.get("player.device"))
     node = NodeSide(controller, player)
     loop = asyncio.get_running_loop()
-    started, stopping = threading.Event(), threading.Event()
-    quit_box: list[Any] = []
     done = anyio.Event()
-    result: dict[str, Any] = {}
 
-    def gui() -> None:
-        try:
-            result["rc"] = gui_main(node, volume, started, stopping, quit_box)
-        except BaseException as exc:  # reported by run()
-            result["error"] = exc
-        finally:
-            started.set()
-            with contextlib.suppress(RuntimeError):  # the loop is gone
-                loop.call_soon_threadsafe(done.set)
+    def on_exit() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone
+            loop.call_soon_threadsafe(done.set)
 
-    thread = threading.Thread(target=gui, name="qt-gui", daemon=True)
+    gui = GuiThread(node, volume, on_exit)
     async with anyio.create_task_group() as tg:
         tg.start_soon(node.serve)
-        thread.start()
+        gui.start()
         try:
-            await done.wait()
-        finally:
-            stopping.set()
-            if thread.is_alive():
-                if quit_box:
-                    quit_box[0]()
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(thread.join, QUIT_TIMEOUT)
+            await done.wait()  # the window was closed
+        finally:  # (or the node stops: SIGTERM, Ctrl+C)
+            gui.request_quit()
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(gui.thread.join, QUIT_TIMEOUT)
             tg.cancel_scope.cancel()
-    if "error" in result:
-        raise result["error"]
+    if gui.error is not None:
+        raise gui.error
 
 
 @hookimpl
