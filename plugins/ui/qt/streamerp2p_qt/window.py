@@ -180,13 +180,13 @@ class MainWindow(QMainWindow):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for col, width in enumerate((180, 90, 70, 200, 110)):
+        for col, width in enumerate((160, 80, 70, 190, 100)):
             self.table.setColumnWidth(col, width)
 
         # ---- side panels: tree, broadcasts, log
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Node", "Role"])
-        self.tree.setColumnWidth(0, 220)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         self.tree_info = QLabel("Not in a station's tree.")
         self.tree_info.setWordWrap(True)
         self.tree_info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -221,6 +221,7 @@ class MainWindow(QMainWindow):
         split.addWidget(self.tabs)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([640, 360])
 
         central = QWidget()
         layout = QVBoxLayout(central)
