@@ -60,8 +60,19 @@ class NodeSide:
     ) -> None:
         """Run ``fn(*args)`` on the node's loop; ``reply(result, error)`` is called there."""
         try:
-            self.loop.call_soon_threadsafe(self._send.send_nowait, (fn, args, reply))
+            self.loop.call_soon_threadsafe(self._enqueue, fn, args, reply)
         except RuntimeError:  # the loop is closed: the node is gone
+            reply(None, RuntimeError("the node has stopped"))
+
+    def _enqueue(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        reply: Callable[[Any, BaseException | None], None],
+    ) -> None:
+        try:
+            self._send.send_nowait((fn, args, reply))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):  # serve() has ended
             reply(None, RuntimeError("the node has stopped"))
 
     # ---- node's loop -----------------------------------------------------------------------

@@ -83,6 +83,7 @@ class GuiThread:
                 link.call(node.say, "qt: window shown")
 
         window.shown.connect(on_shown)
+        window.closed.connect(qapp.quit)  # even with a dialog still open
         window.show()
         try:
             with self._lock:

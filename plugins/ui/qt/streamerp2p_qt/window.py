@@ -131,6 +131,7 @@ class MainWindow(QMainWindow):
     """Station table, play/stop and volume, now playing, progress, tree, broadcasts, log."""
 
     shown = Signal()
+    closed = Signal()
 
     def __init__(self, link: NodeLink, *, volume: int = 100) -> None:
         super().__init__()
@@ -264,6 +265,13 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         self.shown.emit()
 
+    def closeEvent(self, event: Any) -> None:
+        for dialog in (self.broadcast_dialog, self.settings_dialog):
+            if dialog is not None:
+                dialog.close()
+        super().closeEvent(event)
+        self.closed.emit()  # the front end ends (the node leaves) with the main window
+
     def say(self, line: str) -> None:
         self.statusBar().showMessage(line, 15000)
 
@@ -320,6 +328,9 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> None:
         def ready(items: list[dict[str, Any]], path: Any) -> None:
+            if self.settings_dialog is not None:  # (made anew: the values may have changed)
+                self.settings_dialog.close()
+                self.settings_dialog.deleteLater()
             self.settings_dialog = SettingsDialog(self.link, items, path, self)
             self.settings_dialog.show()
 

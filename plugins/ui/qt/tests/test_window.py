@@ -312,6 +312,13 @@ def test_window_lists_tunes_plays_stops_broadcasts_and_saves_settings(
     assert tomllib.loads(node.config_path.read_text())["node"]["slots"] == 7  # all or nothing
     shot(sd, "8-settings-error")
 
+    # closing the main window closes its dialogs and ends the front end (see plugin.run)
+    closed: list[bool] = []
+    win.closed.connect(lambda: closed.append(True))
+    assert sd.isVisible()
+    win.close()
+    assert closed and not sd.isVisible()
+
 
 @pytest.mark.parametrize("window", [False], indirect=True)
 def test_the_window_stays_responsive_while_the_node_is_busy(window: MainWindow) -> None:
