@@ -181,7 +181,8 @@ class MainWindow(QMainWindow):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        for col, width in enumerate((160, 80, 70, 190, 100)):
+        self.table.setWordWrap(False)
+        for col, width in enumerate((160, 80, 70, 180, 115)):
             self.table.setColumnWidth(col, width)
 
         # ---- side panels: tree, broadcasts, log
@@ -373,7 +374,10 @@ class MainWindow(QMainWindow):
         state = tuned["state"]
         self.progress.setRange(0, 100)
         self.progress.setValue(round(tuned["progress"] * 100))
-        self.progress.setFormat("buffering %p%" if state == "buffering" else state)
+        text = "buffering %p%" if state == "buffering" else state
+        if state == "playing" and player.get("status") in ("no sound device", "cannot decode"):
+            text = f"playing ({player['status']})"  # the node plays it; this computer does not
+        self.progress.setFormat(text)
 
     def _show_tree(self, snap: dict[str, Any]) -> None:
         node = snap["node"]

@@ -251,6 +251,7 @@ def test_window_lists_tunes_plays_stops_broadcasts_and_saves_settings(
     QTest.keyClick(table, Qt.Key.Key_Return)  # Enter tunes as well
     wait_until(lambda: "no sound device" in win.statusBar().currentMessage(), 20, "no device")
     wait_until(playing, 30, "playing without a sound device")
+    wait_until(lambda: win.progress.format() == "playing (no sound device)", 15)
     shot(win, "5-no-sound-device")
     QTest.mouseClick(win.stop_button, Qt.MouseButton.LeftButton)
     wait_until(lambda: win.snap.get("tuned") is None, 20, "stopped")
