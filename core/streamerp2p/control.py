@@ -332,16 +332,17 @@ class Controller:
     # ------------------------------------------------------------------ settings
 
     def settings(self) -> list[dict[str, Any]]:
-        """The settings a front end offers: type (for humans), kind (int, float, str, bool,
-        list[str]: for choosing an input), default, current value, help and bounds."""
+        """The settings a front end offers: key, kind (``int``, ``float``, ``bool``, ``str`` or
+        ``list[str]``, to pick an editor), type (in words), default, current value, help and
+        bounds."""
         out = []
         for key in UI_SETTINGS:
             opt = OPTIONS[key]
             out.append(
                 {
                     "key": key,
+                    "kind": opt.kind,  # int, float, bool, str or list[str] (for editors)
                     "type": opt.type_name,
-                    "kind": opt.kind,
                     "default": opt.default,
                     "value": self.config.get(key),
                     "help": opt.help,

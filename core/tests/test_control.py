@@ -120,6 +120,7 @@ async def test_broadcast_tune_states_titles_stop_and_settings(tmp_path: Path) ->
         keys = {s["key"]: s for s in src.settings()}
         assert keys["node.slots"]["type"] and keys["node.slots"]["help"]
         assert keys["node.slots"]["kind"] == "int" and keys["node.seeds"]["kind"] == "list[str]"
+        assert keys["node.bandwidth_test"]["kind"] == "bool"
         assert src.update_settings({"node.slots": "5", "node.seeds": ["10.0.0.1:8466"]}) == [
             "node.slots",
             "node.seeds",

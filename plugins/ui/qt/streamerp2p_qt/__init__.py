@@ -1,0 +1,1 @@
+"""Streamer P2P Qt front end (PySide6)."""
