@@ -84,6 +84,8 @@ JOIN_PADDED = 2  # padded JOIN_REQs per join round (a slow uplink would choke on
 # honest node verifies before it relays, so it never sends one). A peer with a strike is no
 # longer a candidate parent or repair helper; at STRIKES_TO_BAN it is ignored for BAN_SECONDS.
 STRIKES_TO_BAN = 3
+BAN_SECONDS = 600.0
+MAX_BANNED = 4096
 # Request rate limits (token buckets): per sending address and for the whole node. Requests are
 # the messages that make a node work or answer (_CHALLENGED); beyond the limits they are dropped
 # and counted. Generous for honest peers: gossip ~2/s, joins a few per round, repairs in bursts.
@@ -92,8 +94,6 @@ PEER_BURST = 60.0  # ... with this burst
 NODE_RATE = 2000.0  # requests per second in all
 NODE_BURST = 4000.0
 MAX_BUCKETS = 8192
-BAN_SECONDS = 600.0
-MAX_BANNED = 4096
 MAX_TOKENS = 1024  # tokens others gave us in OFFERs (echoed in ATTACH)
 
 
