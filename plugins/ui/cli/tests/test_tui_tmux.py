@@ -174,7 +174,7 @@ def test_streamer_ui_cli_in_a_terminal(tmp_path: Path) -> None:
             bc.wait_line(f"child joined: 127.0.0.1:{lport}", start=start)
             start = len(bc.lines)
             term.keys("q")
-            screen = term.wait(lambda _s: term.dead(), "the UI to exit", 15)
+            screen = term.wait(lambda _s: term.dead(), "the UI to exit", 40)
             assert term.exit_status() == "0/", screen
             lines = [line.strip() for line in screen.splitlines()]
             assert "leaving (cli closed)" in lines and "left" in lines, screen
