@@ -276,7 +276,10 @@ def test_window_lists_tunes_plays_stops_broadcasts_and_saves_settings(
     dialog.password.setText("s3cret")
     dialog.mount.setText("/qt")
     dialog.start_button.click()
-    wait_until(lambda: dialog.link_edit.text().startswith("streamerp2p://"), 45, "link")
+    try:
+        wait_until(lambda: dialog.link_edit.text().startswith("streamerp2p://"), 45, "link")
+    except AssertionError as exc:  # (say what the dialog shows: see NOTES.md)
+        raise AssertionError(f"{exc}; the dialog says: {dialog.error.text()!r}") from None
     assert dialog.help.rowCount() >= 6
     tools = [dialog.help.item(i, 0).text() for i in range(dialog.help.rowCount())]
     assert "ffmpeg" in tools and "butt" in tools
