@@ -497,10 +497,22 @@ class Node:
             st.bad_datagrams += 1
             return
         mtype = type(msg)
-        if mtype in _CHALLENGED and not self._allow_request(addr, now):
-            st.rate_limited += 1
+        if mtype in _CHALLENGED and not self._gate(data, msg, addr, now):
             return
-        if mtype in _CHALLENGED and not self._is_valid(addr, now):
+        self._handlers[mtype](msg, addr, now)  # type: ignore[operator]
+        self.nat.heard(addr, now)  # (after: a reachability probe asks whether we had before)
+        if self._bulk:
+            self._pump_bulk(now)
+
+    def _gate(self, data: bytes, msg: wire.Message, addr: Addr, now: float) -> bool:
+        """A request: rate limits, then address validation (see _CHALLENGED). True: handle it
+        as usual; False: dropped, challenged or already answered within what it carried."""
+        if not self._allow_request(addr, now):
+            self.stats.rate_limited += 1
+            return False
+        mtype = type(msg)
+        size = len(data)
+        if not self._is_valid(addr, now):
             if mtype is wire.Attach and self._token_ok(addr, msg.token, now):  # type: ignore[union-attr]
                 self.validate(addr, now)  # it echoed the token of our OFFER
             elif mtype is wire.JoinReq and size >= JOIN_PAD:
@@ -517,15 +529,12 @@ class Node:
                 finally:
                     self._budget = None
                 self.nat.heard(addr, now)
-                return
+                return False
             else:
                 self._challenge(data, addr, now)
                 self.nat.heard(addr, now)
-                return
-        self._handlers[mtype](msg, addr, now)  # type: ignore[operator]
-        self.nat.heard(addr, now)  # (after: a reachability probe asks whether we had before)
-        if self._bulk:
-            self._pump_bulk(now)
+                return False
+        return True
 
     def handle_timer(self, now: float) -> None:
         self._now = now
