@@ -6,12 +6,13 @@ in real time or as fast as asked.
 
 from __future__ import annotations
 
+import functools
 import math
-import struct
 from collections.abc import Iterator
 from typing import Any
 
 import av
+import numpy as np
 
 RATE = 44100
 FRAME_SAMPLES = 1152
@@ -25,45 +26,65 @@ def _note_name(freq: float) -> str:
     return f"{names[n % 12]}{4 + (n + 9) // 12}"
 
 
+def _cycle_pcm() -> np.ndarray:
+    """The whole tune once (int16 mono), each note faded in and out."""
+    t = np.arange(RATE * len(NOTES))
+    freqs = np.repeat(np.asarray(NOTES), RATE)
+    phase = np.cumsum(2 * np.pi * freqs / RATE)
+    pos = t % RATE
+    env = np.minimum(1.0, pos / 2000.0) * np.minimum(1.0, (RATE - pos) / 2000.0)
+    return (9000 * env * np.sin(phase)).astype("<i2")
+
+
+def _encode_cycle(bitrate_kbps: int) -> tuple[bytes, ...]:
+    """The tune encoded once: mp3 frames that loop seamlessly (the first frame of an
+    encoding needs no earlier frame, and the tune is silent where it wraps)."""
+    codec: Any = av.CodecContext.create("libmp3lame", "w")
+    codec.sample_rate = RATE
+    codec.layout = "stereo"
+    codec.format = "s16p"
+    codec.bit_rate = bitrate_kbps * 1000
+    codec.open()
+    pcm = _cycle_pcm()
+    packets: list[bytes] = []
+    for i in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        block = pcm[i : i + FRAME_SAMPLES].tobytes()
+        frame = av.AudioFrame(format="s16p", layout="stereo", samples=FRAME_SAMPLES)
+        frame.planes[0].update(block)
+        frame.planes[1].update(block)
+        frame.sample_rate = RATE
+        frame.pts = i
+        packets += [bytes(p) for p in codec.encode(frame)]
+    packets += [bytes(p) for p in codec.encode(None)]  # the encoder's delayed frames
+    return tuple(packets)
+
+
+@functools.cache
+def _cycle(bitrate_kbps: int) -> tuple[bytes, ...]:
+    return _encode_cycle(bitrate_kbps)
+
+
 class ToneSource:
-    """Encodes a repeating tune to mp3; ``read(seconds)`` returns the next bytes."""
+    """A repeating tune as mp3; ``read(seconds)`` returns the next bytes.
+
+    The tune is encoded once per process and bitrate, then replayed frame by frame: a tone
+    broadcaster costs next to no CPU (it shares the interpreter with the node it feeds)."""
 
     def __init__(self, bitrate_kbps: int = 128) -> None:
-        self.codec = av.CodecContext.create("libmp3lame", "w")
-        self.codec.sample_rate = RATE
-        self.codec.layout = "stereo"
-        self.codec.format = "s16p"
-        self.codec.bit_rate = bitrate_kbps * 1000
-        self.codec.open()
-        self.samples = 0
-        self._phase = 0.0
+        self._frames = _cycle(bitrate_kbps)
+        self.samples = 0  # samples sent so far
 
     def title(self) -> str:
-        f = NOTES[(self.samples // RATE) % len(NOTES)]
+        index = (self.samples // FRAME_SAMPLES) % len(self._frames)
+        f = NOTES[min(index * FRAME_SAMPLES // RATE, len(NOTES) - 1)]
         return f"Demo tone {_note_name(f)} ({f:.0f} Hz)"
 
-    def _pcm(self) -> bytes:
-        out = bytearray()
-        pack = struct.Struct("<h").pack
-        for i in range(FRAME_SAMPLES):
-            t = self.samples + i
-            f = NOTES[(t // RATE) % len(NOTES)]
-            env = min(1.0, (t % RATE) / 2000.0) * min(1.0, (RATE - t % RATE) / 2000.0)
-            self._phase += 2 * math.pi * f / RATE
-            out += pack(int(9000 * env * math.sin(self._phase)))
-        return bytes(out)
-
     def frames(self, count: int) -> Iterator[bytes]:
+        """The next ``count`` mp3 frames (1152 samples each)."""
         for _ in range(count):
-            pcm = self._pcm()
-            frame = av.AudioFrame(format="s16p", layout="stereo", samples=FRAME_SAMPLES)
-            frame.planes[0].update(pcm)
-            frame.planes[1].update(pcm)
-            frame.sample_rate = RATE
-            frame.pts = self.samples
+            index = (self.samples // FRAME_SAMPLES) % len(self._frames)
             self.samples += FRAME_SAMPLES
-            for packet in self.codec.encode(frame):
-                yield bytes(packet)
+            yield self._frames[index]
 
     def read(self, seconds: float) -> bytes:
         n = max(1, round(seconds * RATE / FRAME_SAMPLES))

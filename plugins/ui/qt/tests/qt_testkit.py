@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication
-from PySide6.QtTest import QTest
 
 
 def wait_until(pred: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
@@ -20,4 +19,7 @@ def wait_until(pred: Callable[[], Any], timeout: float = 15.0, what: str = "") -
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or pred}")
-        QTest.qWait(10)  # (processes events while it waits)
+        # (not QTest.qWait: PySide6 holds the GIL through it, which starves the node's
+        # thread of the interpreter, ~10x slower, so GUI -> node calls took seconds;
+        # time.sleep lets it go)
+        time.sleep(0.01)
