@@ -20,7 +20,7 @@ import random
 import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,7 @@ from .types import Frame, StationMeta
 # name: (share of peers, upload in multiples of the stream bitrate). Resource index
 # 0.2*3.3 + 0.5*1.1 + 0.3*0.2 = 1.27; a relay slot costs ~1.08x the bitrate (data headers,
 # seals, control), so fast peers feed 3 children, medium ones 1, modems none: 1.1 slots a peer.
+BIN = 10.0  # seconds: continuity over time (timeline, continuity_by_minute)
 CLASSES = {
     "fast": (0.20, 3.3),
     "medium": (0.50, 1.1),
@@ -75,6 +76,10 @@ class PeerStat:
     on_time: int = 0  # on the player's clock (a rebuffer moves it, see Node reanchor)
     on_time_strict: int = 0  # on the clock of the first audio, never moved
     last_seq: int = -1
+    # chunks counted on time that are not due yet: (deadline, on time, strictly on time). A node
+    # hands its player the audio it has in order at once, up to a cushion ahead; those due after
+    # the listener's end (it left, or the run ended) are taken off the counts then.
+    ahead: deque[tuple[float, bool, bool]] = field(default_factory=deque)
 
 
 @dataclass
@@ -104,6 +109,8 @@ class Swarm:
         self.frame_len = 144 * p.bitrate_kbps * 1000 // 44100
         self.frame_dt = 1152 / 44100
         self.skipped = 0
+        # chunks played on time, by the 10-second bin of their deadline (continuity over time)
+        self._on_time_bins: defaultdict[int, int] = defaultdict(int)
         src_cfg = NodeConfig(
             upload_kbps=p.source_upload * p.bitrate_kbps, max_slots=p.source_slots, slots=0
         )
@@ -178,6 +185,7 @@ class Swarm:
     def leave(self, addr: tuple[str, int], polite: bool) -> None:
         st = self.stats[addr]
         st.left = self.sim.now
+        self._discount_ahead(st, st.left)
         if polite:
             self.sim.call(addr, lambda n, t: n.leave(t))
             # it goes for good once its grace period is over
@@ -185,6 +193,16 @@ class Swarm:
             self._pending_kill.append((self.sim.now + n_grace(peer), addr))
         else:
             self.sim.kill(addr)
+
+    def _discount_ahead(self, st: PeerStat, end: float) -> None:
+        """Take the chunks due after ``end`` off the on-time counts (they were handed to the
+        player early, but the listener is gone, or the run over, before they were due)."""
+        for due, ok, strict in st.ahead:
+            if due > end:
+                st.on_time -= ok
+                st.on_time_strict -= strict
+                self._on_time_bins[int(due // BIN)] -= ok
+        st.ahead.clear()
 
     # ------------------------------------------------------------------ events
 
@@ -200,18 +218,29 @@ class Swarm:
                 self.source_ts.append(ev.ts)
                 self.source_times.append(self.sim.now)
             return
+        if st.left is not None:  # (a polite leaver plays out its grace period: not counted)
+            return
+        now = self.sim.now
         if st.first_audio is None:
-            st.first_audio = self.sim.now
+            st.first_audio = now
             st.ts0 = ev.ts
-        due = st.first_audio + ((ev.ts - st.ts0) & 0xFFFFFFFF) / 1000
-        if due >= self.p.warmup_seconds:
-            if self.sim.now <= due + 1e-9:
-                st.on_time_strict += 1
+        due0 = st.first_audio + ((ev.ts - st.ts0) & 0xFFFFFFFF) / 1000
+        if due0 >= self.p.warmup_seconds:
+            strict = now <= due0 + 1e-9
+            st.on_time_strict += strict
+            due = due0
             sess = peer.node.sessions.get(self.tag)
             if sess is not None:  # the player's deadline: later after a rebuffer
                 due = sess.play_t0 + ((ev.ts - sess.play_ts0) & 0xFFFFFFFF) / 1000
-            if self.sim.now <= due + 1e-9:
+            ok = now <= due + 1e-9
+            if ok:
                 st.on_time += 1
+                self._on_time_bins[int(due0 // BIN)] += 1
+            ahead = st.ahead
+            if (ok or strict) and due0 > now:
+                ahead.append((due0, ok, strict))
+            while ahead and ahead[0][0] <= now:  # (deadlines grow with seq)
+                ahead.popleft()
         st.last_seq = ev.seq
 
     # ------------------------------------------------------------------ running
@@ -298,7 +327,10 @@ class Swarm:
         on_time_strict = 0
         never = 0
         startups: list[float] = []
+        due_bins: defaultdict[int, int] = defaultdict(int)
         for st in self.stats.values():
+            if st.left is None:
+                self._discount_ahead(st, t_end)
             if st.first_audio is None:
                 if (st.left or t_end) - st.joined > 5.0:
                     never += 1
@@ -320,6 +352,14 @@ class Swarm:
                 expected += hi - lo
                 on_time += min(st.on_time, hi - lo)
                 on_time_strict += min(st.on_time_strict, hi - lo)
+                # chunks due in each 10-second bin
+                for b in range(int(max(ws, st.first_audio) // BIN), int(end // BIN) + 1):
+                    b_lo = bisect.bisect_left(ts, st.ts0 + int((b * BIN - st.first_audio) * 1000))
+                    b_hi = bisect.bisect_left(
+                        ts, st.ts0 + int(((b + 1) * BIN - st.first_audio) * 1000)
+                    )
+                    if min(hi, b_hi) > max(lo, b_lo):
+                        due_bins[b] += min(hi, b_hi) - max(lo, b_lo)
         depth_all: list[int] = []
         by_class: dict[str, list[int]] = {c: [] for c in CLASSES}
         for sample in self.timeline:
@@ -338,6 +378,16 @@ class Swarm:
         def pct(xs: list[float], q: float) -> float:
             return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))] if xs else float("nan")
 
+        # continuity over time: chunks on time ÷ chunks due, by the bin of their deadline
+        for sample in self.timeline:
+            b = int((sample["t"] - 1e-6) // BIN)
+            n = due_bins.get(b, 0)
+            sample["continuity"] = round(self._on_time_bins[b] / n, 5) if n else None
+        minutes: dict[int, list[int]] = {}
+        for b in sorted(due_bins):
+            m = minutes.setdefault(int(b * BIN // 60), [0, 0])
+            m[0] += self._on_time_bins[b]
+            m[1] += due_bins[b]
         figures = {
             "peers": p.peers,
             "peers_total": len(self.stats),
@@ -365,6 +415,9 @@ class Swarm:
             },
             "control_overhead": round(control / data, 4) if data else None,
             "auth_overhead": round(seal / data, 4) if data else None,
+            "continuity_by_minute": [
+                round(on / n, 4) if n else None for _m, (on, n) in sorted(minutes.items())
+            ],
             "repairs": repairs,
             "skipped_chunks": self.skipped,
             "datagrams_delivered": self.sim.delivered,
@@ -427,6 +480,15 @@ def plot(result: SimResult, path: str, params: SimParams) -> None:
         ax2.plot(ts, ys, color=c, label=f"{cls} mean depth")
     ax2.set_xlabel("simulated time (s)")
     ax2.set_ylabel("mean depth")
+    ax3 = ax2.twinx()
+    cont = [s.get("continuity") for s in result.timeline]
+    ax3.plot(
+        ts, [c if c is not None else float("nan") for c in cont], color="black",
+        linewidth=1.2, label="continuity (per 10 s)",
+    )  # fmt: skip
+    ax3.set_ylabel("continuity")
+    ax3.set_ylim(min([0.9] + [c for c in cont if c is not None]) - 0.01, 1.001)
+    ax3.legend(loc="lower left", fontsize=8)
     f = result.figures
     ax2.set_title(f"continuity {f['continuity']}, startup p95 {f['startup_p95_s']} s")
     ax2.legend(fontsize=8)

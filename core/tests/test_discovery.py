@@ -130,14 +130,16 @@ def test_reshuffle_moves_capacity_toward_the_broadcaster() -> None:
     simrun.CLASSES = {"fast": (0.3, 4.0), "medium": (0.4, 2.3), "modem": (0.3, 0.2)}
     try:
         p = simrun.SimParams(
-            peers=50, minutes=2.5, churn=0.0, warmup_seconds=60, bitrate_kbps=32, seed=4
+            peers=50, minutes=2.5, churn=0.0, warmup_seconds=60, bitrate_kbps=128, seed=4
         )
         f = simrun.run_sim(p).figures
     finally:
         simrun.CLASSES = old
     by = f["depth_mean_by_class"]
     assert by["fast"] < by["medium"] < by["modem"], by
-    assert f["continuity"] > 0.97, f
+    # every move is covered by repair from history (at 32 kbit/s it is not yet: see
+    # docs/simulation.md, "Low bitrates")
+    assert f["continuity"] > 0.995, f
     assert f["never_started"] == 0
 
 
