@@ -194,6 +194,10 @@ class Swarm:
         else:
             self.sim.kill(addr)
 
+    def _bin(self, t: float) -> int:
+        """The 10-second bin of a deadline (one due at the very end is in the last bin)."""
+        return min(int(t // BIN), math.ceil(self.p.minutes * 60 / BIN) - 1)
+
     def _discount_ahead(self, st: PeerStat, end: float) -> None:
         """Take the chunks due after ``end`` off the on-time counts (they were handed to the
         player early, but the listener is gone, or the run over, before they were due)."""
@@ -201,7 +205,7 @@ class Swarm:
             if due > end:
                 st.on_time -= ok
                 st.on_time_strict -= strict
-                self._on_time_bins[int(due // BIN)] -= ok
+                self._on_time_bins[self._bin(due)] -= ok
         st.ahead.clear()
 
     # ------------------------------------------------------------------ events
@@ -235,7 +239,7 @@ class Swarm:
             ok = now <= due + 1e-9
             if ok:
                 st.on_time += 1
-                self._on_time_bins[int(due0 // BIN)] += 1
+                self._on_time_bins[self._bin(due0)] += 1
             ahead = st.ahead
             if (ok or strict) and due0 > now:
                 ahead.append((due0, ok, strict))
@@ -353,10 +357,15 @@ class Swarm:
                 on_time += min(st.on_time, hi - lo)
                 on_time_strict += min(st.on_time_strict, hi - lo)
                 # chunks due in each 10-second bin
-                for b in range(int(max(ws, st.first_audio) // BIN), int(end // BIN) + 1):
+                last = self._bin(end)
+                for b in range(self._bin(max(ws, st.first_audio)), last + 1):
                     b_lo = bisect.bisect_left(ts, st.ts0 + int((b * BIN - st.first_audio) * 1000))
-                    b_hi = bisect.bisect_left(
-                        ts, st.ts0 + int(((b + 1) * BIN - st.first_audio) * 1000)
+                    b_hi = (
+                        hi
+                        if b == last
+                        else bisect.bisect_left(
+                            ts, st.ts0 + int(((b + 1) * BIN - st.first_audio) * 1000)
+                        )
                     )
                     if min(hi, b_hi) > max(lo, b_lo):
                         due_bins[b] += min(hi, b_hi) - max(lo, b_lo)
