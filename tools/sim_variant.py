@@ -1,0 +1,43 @@
+"""NodeConfig overrides over seeds.
+
+`uv run python tools/sim_variant.py PEERS MINUTES SEED key=value...`
+"""
+
+import functools
+import json
+import sys
+
+from streamerp2p import simrun
+from streamerp2p.overlay.node import NodeConfig
+
+peers, minutes, seed = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+over = {}
+for kv in sys.argv[4:]:
+    k, v = kv.split("=")
+    over[k] = type(getattr(NodeConfig(), k))(eval(v))
+simrun.NodeConfig = functools.partial(NodeConfig, **over)
+p = simrun.SimParams(
+    peers=peers, minutes=minutes, churn=0.1, seed=seed, bitrate_kbps=128, warmup_seconds=60
+)
+f = simrun.run_sim(p).figures
+print(
+    json.dumps(
+        {
+            "over": over,
+            **{
+                k: f[k]
+                for k in (
+                    "continuity",
+                    "continuity_by_minute",
+                    "startup_p50_s",
+                    "startup_p95_s",
+                    "rebuffers",
+                    "control_overhead",
+                    "auth_overhead",
+                    "source_upload_ratio",
+                    "wall_s",
+                )
+            },
+        }
+    )
+)
