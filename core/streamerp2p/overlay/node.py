@@ -2250,10 +2250,10 @@ class Node:
             if len(targets) == 1 or (tries == 1 and small) or (tries > 1 and tries % 2):
                 k = 0
             elif tries == 1:
-                order = sorted(
-                    range(len(targets)), key=lambda k: -targets[k][1] / (1 + assigned[k])
-                )
-                k = order[0]
+                # at random, weighted by spare (less for whom we already asked): the one
+                # with the most spare (often the broadcaster) would be everyone's first choice
+                weights = [t[1] / (1 + assigned[k]) for k, t in enumerate(targets)]
+                k = self.rng.choices(range(len(targets)), weights)[0]
             else:
                 k = 1 + (tries // 2 - 1) % (len(targets) - 1)
             assigned[k] += 1
