@@ -101,6 +101,13 @@ STARVE_AVOID = 60.0
 STARVE_MAX_AVOID = 1200.0
 
 
+def _depth(depth: int, ancestors: int) -> int:
+    """A claimed depth, at least what the ancestor filter shows: a node at depth d is in a
+    filter of d + 1 nodes with 3 bits each, so more than 3 (d + 1) bits set means deeper (a
+    liar saying "depth 0" to draw joiners, with its real filter)."""
+    return max(depth, ancestors.bit_count() // 3 - 1)
+
+
 def headers_hash(headers: bytes) -> bytes:
     """The hash a station record carries for its codec headers (zeros: none)."""
     if not headers:
@@ -146,7 +153,7 @@ class NodeConfig:
     # come within starve_in_hand s of the playout clock) this many status periods in a row is
     # left and avoided (see _check_parent)
     starve_periods: int = 4
-    starve_in_hand: float = 3.0
+    starve_in_hand: float = 1.5
     starve_grace: float = 3.0  # after attaching (the cushion comes from helpers too)
     max_pending: int = 512
     max_backlog: float = 0.5  # seconds of queued upload beyond which repairs wait
@@ -1288,7 +1295,7 @@ class Node:
                 addr,
                 msg.node_id,
                 msg.free,
-                msg.depth,
+                _depth(msg.depth, msg.ancestors),
                 msg.ancestors,
                 now,
                 rtt,
@@ -1392,7 +1399,7 @@ class Node:
         sess.parent_since = now
         sess.parent_got = sess.got = sess.got_parent = 0
         sess.starve_streak = 0
-        sess.depth = msg.depth + 1
+        sess.depth = _depth(msg.depth, msg.ancestors) + 1
         sess.ancestors = msg.ancestors | self._anc_bits
         sess.candidates.pop(addr, None)
         sess.next_cstat = now
@@ -1681,13 +1688,14 @@ class Node:
         sess.parent_last = now
         # in a loop the filter coming round holds us and the depth grows with every round; a
         # false positive of the filter alone (rare) is not enough to leave a good parent
-        grows = msg.depth + 1 > sess.depth
-        if (grows and self._below(msg.ancestors)) or msg.depth >= MAX_DEPTH:
+        depth = _depth(msg.depth, msg.ancestors)
+        grows = depth + 1 > sess.depth
+        if (grows and self._below(msg.ancestors)) or depth >= MAX_DEPTH:
             self._lose_parent(sess, now, "loop")
             return
         ancestors = msg.ancestors | self._anc_bits
         changed = ancestors != sess.ancestors
-        sess.depth = msg.depth + 1
+        sess.depth = depth + 1
         sess.ancestors = ancestors
         sess.backup = msg.backup
         sess.parent_spare = msg.spare
@@ -2637,13 +2645,14 @@ class Node:
 
         A period is bad when most new chunks came from others (repairs from helpers: the
         parent drops what it should forward, or its uplink cannot carry its children), or
-        when the live edge is within ``starve_in_hand`` s of the playout clock and came half
-        a second nearer in the period (the parent sends little or late, whatever it says about
-        itself), or when it sent nothing for two cushions while we wait to start. Loss on the
-        way, or a congested but honest parent, leaves most chunks coming from the parent and
-        the live edge keeping its lead; a parent whose own parent went away re-homes within
-        about a second. So only ``starve_periods`` bad periods in a row make us leave it (and
-        avoid it a while): a few counters per chunk, this check once a second.
+        when the live edge is within ``starve_in_hand`` s of the playout clock and came a
+        quarter second nearer in the period, or is behind it (the parent sends little or
+        late, whatever it says about itself), or when it sent nothing for two cushions while
+        we wait to start. Loss on the way, or a congested but honest parent, leaves most
+        chunks coming from the parent and the live edge keeping its lead; a parent whose own
+        parent went away re-homes within about a second. So only ``starve_periods`` bad
+        periods in a row make us leave it (and avoid it a while): a few counters per chunk,
+        this check once a second.
         """
         cfg = self.config
         got, mine = sess.got, sess.got_parent
@@ -2661,7 +2670,10 @@ class Node:
                 if head is not None:
                     ts = _SEQ_TS.unpack_from(head, 8)[1]
                     in_hand = sess.play_t0 + ((ts - sess.play_ts0) & 0xFFFFFFFF) / 1000 - now
-                    bad = in_hand < cfg.starve_in_hand and in_hand < sess.in_hand - 0.5
+                    # (not keeping up with the clock, or behind it: playout has nothing)
+                    bad = in_hand < cfg.starve_in_hand and (
+                        in_hand < sess.in_hand - 0.25 or in_hand < 0
+                    )
             elif sess.known_head >= 0 and not sess.parent_got:
                 bad = now - sess.parent_since > 2 * cfg.cushion_seconds  # nothing ever came
         sess.in_hand = in_hand
