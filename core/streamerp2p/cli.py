@@ -780,6 +780,31 @@ def stations_cmd(
     show_default=True,
     help="Sigma of the lognormal session lengths.",
 )
+@click.option(
+    "--malicious",
+    type=click.FloatRange(0.0, 0.9),
+    default=0.0,
+    show_default=True,
+    help="Share of the peers that are malicious (not counted in honest_continuity).",
+)
+@click.option(
+    "--malicious-kind",
+    type=click.Choice(["tamper", "drop", "lie", "flood", "mix"]),
+    default="mix",
+    show_default=True,
+    help="tamper: forged chunks, seals, records; drop: takes children, sends no audio; lie: "
+    "claims 3 slots and depth 0; flood: requests, garbage, fake hosts; mix: all in turn.",
+)
+@click.option(
+    "--crash-at", type=float, default=None, help="Seconds: a share of the peers crashes at once."
+)
+@click.option(
+    "--crash-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.3,
+    show_default=True,
+    help="Share of the live peers crashing at --crash-at.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
 @click.option(
     "--plot",
@@ -797,6 +822,10 @@ def sim_cmd(
     no_reshuffle: bool,
     sessions: str,
     session_sigma: float,
+    malicious: float,
+    malicious_kind: str,
+    crash_at: float | None,
+    crash_share: float,
     as_json: bool,
     plot: Path | None,
 ) -> None:
@@ -816,6 +845,10 @@ def sim_cmd(
         reshuffle=not no_reshuffle,
         sessions=sessions,
         session_sigma=session_sigma,
+        malicious=malicious,
+        malicious_kind=malicious_kind,
+        crash_at=crash_at,
+        crash_share=crash_share,
         progress=True,  # on stderr: stdout keeps the figures
     )
     result = run_sim(params)

@@ -72,10 +72,16 @@ def tool_help(host: str, port: int, mount: str, password: str) -> list[dict[str,
             "how": f'output.icecast(%mp3, host="{host}", port={port}, password="{password}", '
             f'mount="{m}", source)',
         },
-        {"tool": "ezstream", "how": f"<server><hostname>{host}</hostname><port>{port}</port>"
-         f"<password>{password}</password></server>, <stream><mountpoint>{m}</mountpoint>"},
-        {"tool": "darkice", "how": f"[icecast2-0] server={host} port={port} mountPoint="
-         f"{m.lstrip('/')} password={password}"},
+        {
+            "tool": "ezstream",
+            "how": f"<server><hostname>{host}</hostname><port>{port}</port>"
+            f"<password>{password}</password></server>, <stream><mountpoint>{m}</mountpoint>",
+        },
+        {
+            "tool": "darkice",
+            "how": f"[icecast2-0] server={host} port={port} mountPoint="
+            f"{m.lstrip('/')} password={password}",
+        },
         {"tool": "SAM Broadcaster", "how": f"Encoders > Icecast 2: {icecast}, password"},
     ]
 

@@ -24,6 +24,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import adversary
 from .overlay import wire
 from .overlay.events import AudioData, Event
 from .overlay.node import Node, NodeConfig
@@ -64,12 +65,20 @@ class SimParams:
     sessions: str = "uniform"
     session_sigma: float = 1.5
     progress: bool = False  # a line on stderr every simulated minute (long runs)
+    # adversaries (streamerp2p.adversary): this share of the live peers is malicious, of one
+    # kind or of all kinds in turn ("mix"); they are not in honest_continuity
+    malicious: float = 0.0
+    malicious_kind: str = "mix"
+    # this share of the live peers (honest and malicious alike) crashes at once at crash_at s
+    crash_at: float | None = None
+    crash_share: float = 0.3
 
 
 @dataclass
 class PeerStat:
     cls: str
     joined: float
+    kind: str | None = None  # malicious (adversary.KINDS), None: honest
     left: float | None = None
     first_audio: float | None = None
     ts0: int = 0
@@ -103,6 +112,10 @@ class Swarm:
         self.tag = self.sid[:4]
         self.stats: dict[tuple[str, int], PeerStat] = {}
         self.source_ts: list[int] = []  # ts of every chunk, by seq
+        self.source_payload: list[bytes] = []  # what the broadcaster sent, by seq
+        self.bad_bytes = 0  # audio bytes honest listeners got that the broadcaster never sent
+        self.malicious_joined = 0
+        self.crashed = 0
         self.source_times: list[float] = []
         self.next_ip = 1
         self.frames = 0
@@ -160,12 +173,33 @@ class Swarm:
             return self.rng.lognormvariate(mu + sigma * sigma, sigma) * self.rng.random()
         return self.rng.lognormvariate(mu, sigma)
 
+    def _pick_kind(self) -> str | None:
+        """Malicious while the live malicious peers are below their share (deterministic)."""
+        p = self.p
+        if p.malicious <= 0:
+            return None
+        live = [s.kind for s in self.stats.values() if s.left is None]
+        bad = sum(1 for k in live if k is not None)
+        if bad + 1 > p.malicious * (len(live) + 1) + 1e-9:
+            return None
+        if p.malicious_kind == "mix":
+            kind = adversary.KINDS[self.malicious_joined % len(adversary.KINDS)]
+        else:
+            kind = p.malicious_kind
+        self.malicious_joined += 1
+        return kind
+
     def join(self, initial: bool = False) -> None:
         p = self.p
         cls = self._pick_class()
+        kind = self._pick_kind()
         up = CLASSES[cls][1] * p.bitrate_kbps
         cfg = NodeConfig(upload_kbps=up, slots=0, reshuffle=p.reshuffle)
-        node = Node(cfg, rng=random.Random(self.rng.random()))
+        rng = random.Random(self.rng.random())
+        if kind is None:
+            node = Node(cfg, rng=rng)
+        else:
+            node = adversary.make(kind, cfg, rng=rng, bitrate_kbps=p.bitrate_kbps, upload_kbps=up)
         addr = self._addr()
         link = Link(
             delay=self.rng.uniform(p.delay_min, p.delay_max),
@@ -177,7 +211,7 @@ class Swarm:
         live = [a for a, s in self.stats.items() if s.left is None]
         hosts = [self.src, *self.rng.sample(live, min(3, len(live)))]
         node.add_seeds(hosts[1:])
-        self.stats[addr] = PeerStat(cls, self.sim.now)
+        self.stats[addr] = PeerStat(cls, self.sim.now, kind)
         if p.sessions == "lognormal" and p.churn > 0:
             heapq.heappush(self._departures, (self.sim.now + self._lifetime(initial), addr))
         self.sim.call(addr, lambda n, t: n.tune(self.sid, hosts, t))
@@ -221,7 +255,12 @@ class Swarm:
             while len(self.source_ts) <= seq:
                 self.source_ts.append(ev.ts)
                 self.source_times.append(self.sim.now)
+                self.source_payload.append(ev.payload)
             return
+        if st.kind is None:
+            src = self.source_payload
+            if ev.seq >= len(src) or src[ev.seq] != ev.payload:
+                self.bad_bytes += len(ev.payload)  # (never, if forgeries are caught)
         if st.left is not None:  # (a polite leaver plays out its grace period: not counted)
             return
         now = self.sim.now
@@ -289,6 +328,11 @@ class Swarm:
                         self.leave(self.rng.choice(live), polite=self.rng.random() < 0.5)
                         self.left_count += t >= p.warmup_seconds
                     self.join()
+            if p.crash_at is not None and self.sim.now < p.crash_at <= t:
+                live = [a for a, s in self.stats.items() if s.left is None]
+                for addr in self.rng.sample(live, round(p.crash_share * len(live))):
+                    self.leave(addr, polite=False)
+                    self.crashed += 1
             for when, addr in list(self._pending_kill):
                 if when <= t:
                     self.sim.kill(addr)
@@ -330,6 +374,7 @@ class Swarm:
         on_time = 0
         on_time_strict = 0
         never = 0
+        h_expected = h_on_time = 0  # honest listeners only
         startups: list[float] = []
         due_bins: defaultdict[int, int] = defaultdict(int)
         for st in self.stats.values():
@@ -356,6 +401,9 @@ class Swarm:
                 expected += hi - lo
                 on_time += min(st.on_time, hi - lo)
                 on_time_strict += min(st.on_time_strict, hi - lo)
+                if st.kind is None:
+                    h_expected += hi - lo
+                    h_on_time += min(st.on_time, hi - lo)
                 # chunks due in each 10-second bin
                 last = self._bin(end)
                 for b in range(self._bin(max(ws, st.first_audio)), last + 1):
@@ -428,6 +476,13 @@ class Swarm:
                 round(on / n, 4) if n else None for _m, (on, n) in sorted(minutes.items())
             ],
             "repairs": repairs,
+            "malicious": p.malicious,
+            "malicious_kind": p.malicious_kind if p.malicious > 0 else None,
+            "malicious_peers": sum(1 for s in self.stats.values() if s.kind is not None),
+            "honest_continuity": round(h_on_time / h_expected, 5) if h_expected else None,
+            "bad_bytes_delivered": self.bad_bytes,
+            "crashed": self.crashed,
+            "honest_nodes": self._honest_counts(),
             "skipped_chunks": self.skipped,
             "datagrams_delivered": self.sim.delivered,
             "datagrams_lost": self.sim.lost,
@@ -442,6 +497,32 @@ class Swarm:
                         {"addr": addr, "parent": sess.parent, "depth": sess.depth, "cls": st.cls}
                     )
         return SimResult(figures, self.timeline, tree)
+
+    def _honest_counts(self) -> dict[str, int]:
+        """What honest nodes (the broadcaster too) counted of forgeries, bans, floods and
+        parents left for starving them (see Node._strike, Node._check_parent)."""
+        out = dict.fromkeys(_HONEST_COUNTS, 0)
+        for addr, peer in self.sim.peers.items():
+            st = self.stats.get(addr)
+            if st is not None and st.kind is not None:
+                continue
+            ns = peer.node.stats
+            for k in _HONEST_COUNTS:
+                out[k] += getattr(ns, k)
+        return out
+
+
+_HONEST_COUNTS = (
+    "bad_chunks",
+    "bad_seals",
+    "bad_records",
+    "bad_headers",
+    "banned",
+    "banned_dropped",
+    "rate_limited",
+    "starved",
+    "challenges",
+)
 
 
 def n_grace(peer: SimPeer) -> float:

@@ -41,7 +41,7 @@ def command() -> list[str]:
 
 def _exec_quote(arg: str) -> str:
     """Quote an argument for a desktop entry's Exec key (freedesktop spec, "Exec variables")."""
-    if not any(c in arg for c in ' \t\n"\'\\><~|&;$*?#()`'):
+    if not any(c in arg for c in " \t\n\"'\\><~|&;$*?#()`"):
         return arg
     escaped = "".join("\\" + c if c in '"`$\\' else c for c in arg)
     return f'"{escaped}"'.replace("\\", "\\\\")

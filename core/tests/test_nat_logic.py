@@ -31,7 +31,7 @@ def test_lan_client_of_a_forwarded_node_gets_what_arrives_for_its_public_address
     proxy.receive_datagram(wire.ProxyReq(cid, client_pub).encode(), client_lan, 1.0)
     # first the address proves it receives what the proxy sends (no amplification): the
     # request waits for the RESPONSE, then is answered
-    (challenge, to), = _sent(proxy)
+    ((challenge, to),) = _sent(proxy)
     assert isinstance(challenge, wire.Challenge) and to == client_lan
     proxy.receive_datagram(wire.Response(challenge.token).encode(), client_lan, 1.01)
     assert _sent(proxy) == [(wire.ProxyOk(1), client_lan)]

@@ -665,9 +665,7 @@ class Tamperer(Node):
         return out
 
 
-def test_a_relay_that_alters_chunks_is_banned_and_routed_around_with_no_bad_byte_played() -> (
-    None
-):
+def test_a_relay_that_alters_chunks_is_banned_and_routed_around_with_no_bad_byte_played() -> None:
     r = Radio(7, slots=2, source_slots=2)
     evil = addr(1)
     t = Tamperer(NodeConfig(slots=2, bandwidth_test=False), rng=random.Random(3))

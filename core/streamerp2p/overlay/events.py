@@ -95,4 +95,3 @@ Event = (
     | LeaveComplete
     | CodecHeaders
 )
-

@@ -95,6 +95,17 @@ NODE_RATE = 2000.0  # requests per second in all
 NODE_BURST = 4000.0
 MAX_BUCKETS = 8192
 MAX_TOKENS = 1024  # tokens others gave us in OFFERs (echoed in ATTACH)
+# A parent that starves us (see NodeConfig.starve_periods) is avoided this long, doubling on
+# each new offence, up to STARVE_MAX_AVOID.
+STARVE_AVOID = 60.0
+STARVE_MAX_AVOID = 1200.0
+
+
+def _depth(depth: int, ancestors: int) -> int:
+    """A claimed depth, at least what the ancestor filter shows: a node at depth d is in a
+    filter of d + 1 nodes with 3 bits each, so more than 3 (d + 1) bits set means deeper (a
+    liar saying "depth 0" to draw joiners, with its real filter)."""
+    return max(depth, ancestors.bit_count() // 3 - 1)
 
 
 def headers_hash(headers: bytes) -> bytes:
@@ -138,6 +149,12 @@ class NodeConfig:
     attach_fanout: int = 1  # JOIN_REQs with "attach me if you have room" per join round
     station_expiry: float = 7200.0  # offline stations leave the directory after 2 hours
     loss_periods: int = 3  # status periods of loss reported by children before shedding a slot
+    # a parent that starves us (delivers under half of what reaches us, or lets the live edge
+    # come within starve_in_hand s of the playout clock) this many status periods in a row is
+    # left and avoided (see _check_parent)
+    starve_periods: int = 4
+    starve_in_hand: float = 1.5
+    starve_grace: float = 3.0  # after attaching (the cushion comes from helpers too)
     max_pending: int = 512
     max_backlog: float = 0.5  # seconds of queued upload beyond which repairs wait
     max_round_asks: int = 12  # JOIN_REQs per join round, referrals included
@@ -196,6 +213,7 @@ class Stats:
     nat_unreachable: int = 0  # not sent: a NATed host we cannot punch through to (symmetric)
     nat_punch_failed: int = 0  # punches that never opened a path (the pair is avoided a while)
     bw_trains: int = 0  # packet trains sent to measure our upload
+    starved: int = 0  # parents left because they delivered too little (droppers, liars)
 
 
 @dataclass(slots=True)
@@ -267,6 +285,14 @@ class Session:
     loss_streak: int = 0
     last_penalty: float = 0.0
     nacked: int = 0  # chunks requested since the last CSTAT
+    # parent accounting (see _check_parent): new chunks this status period from anyone, from
+    # the parent, and from the parent since we attached; bad periods in a row; audio in hand
+    got: int = 0
+    got_parent: int = 0
+    parent_got: int = 0
+    parent_since: float = 0.0
+    starve_streak: int = 0
+    in_hand: float = 0.0
     window_end: float | None = None
     next_round: float = 0.0
     rounds: int = 0  # join rounds without success (backoff)
@@ -387,6 +413,7 @@ class Node:
         self._budget: list[Any] | None = None  # [addr, bytes left]: answering an unproven address
         self._countered: dict[Addr, float] = {}  # CHALLENGEs we sent back (once per 10 s)
         self._strikes: dict[Addr, int] = {}  # forged data received, by sender
+        self._starvers: OrderedDict[Addr, int] = OrderedDict()  # parents left for starving us
         self._banned: OrderedDict[Addr, float] = OrderedDict()  # sender -> ignored until
         self._buckets: OrderedDict[Addr, list[float]] = OrderedDict()  # [tokens, at]
         self._node_bucket = [NODE_BURST, now]
@@ -1268,7 +1295,7 @@ class Node:
                 addr,
                 msg.node_id,
                 msg.free,
-                msg.depth,
+                _depth(msg.depth, msg.ancestors),
                 msg.ancestors,
                 now,
                 rtt,
@@ -1369,7 +1396,10 @@ class Node:
         sess.parent_id = msg.node_id
         sess.parent_last = now
         sess.parent_leaving = False
-        sess.depth = msg.depth + 1
+        sess.parent_since = now
+        sess.parent_got = sess.got = sess.got_parent = 0
+        sess.starve_streak = 0
+        sess.depth = _depth(msg.depth, msg.ancestors) + 1
         sess.ancestors = msg.ancestors | self._anc_bits
         sess.candidates.pop(addr, None)
         sess.next_cstat = now
@@ -1658,13 +1688,14 @@ class Node:
         sess.parent_last = now
         # in a loop the filter coming round holds us and the depth grows with every round; a
         # false positive of the filter alone (rare) is not enough to leave a good parent
-        grows = msg.depth + 1 > sess.depth
-        if (grows and self._below(msg.ancestors)) or msg.depth >= MAX_DEPTH:
+        depth = _depth(msg.depth, msg.ancestors)
+        grows = depth + 1 > sess.depth
+        if (grows and self._below(msg.ancestors)) or depth >= MAX_DEPTH:
             self._lose_parent(sess, now, "loop")
             return
         ancestors = msg.ancestors | self._anc_bits
         changed = ancestors != sess.ancestors
-        sess.depth = msg.depth + 1
+        sess.depth = depth + 1
         sess.ancestors = ancestors
         sess.backup = msg.backup
         sess.parent_spare = msg.spare
@@ -1728,8 +1759,28 @@ class Node:
         sess.parent = None
         sess.parent_leaving = False
         sess.seeking = True
-        # not for long after a silence: it may be a burst of loss, or a restart at that address
-        sess.dead[old] = now + {"timeout": 3.0, "loop": 5.0}.get(reason, 30.0)
+        # silent soon after it took us, having sent next to nothing: a dropper as likely as a
+        # crash (a crashed node does not come back to take us again): avoided as a starver
+        silent = (
+            reason == "timeout"
+            and now - sess.parent_since < 10.0
+            and sess.parent_got + sess.got_parent < 16
+        )
+        if reason == "starving" or silent:
+            if reason == "starving":
+                self._send(wire.Detach(sess.tag, self.node_id).encode(), old)
+                self.stats.starved += 1
+            n = self._starvers.get(old, 0) + 1
+            self._starvers[old] = n
+            self._starvers.move_to_end(old)
+            while len(self._starvers) > MAX_BANNED:
+                self._starvers.popitem(last=False)
+            # avoided a while, doubling on each new offence (an honest parent that had a bad
+            # minute comes back; a dropper or a liar about its capacity does not, for long)
+            sess.dead[old] = now + min(STARVE_MAX_AVOID, STARVE_AVOID * 2 ** (n - 1))
+        else:
+            # not long after a silence: it may be a burst of loss, or a restart at that address
+            sess.dead[old] = now + {"timeout": 3.0, "loop": 5.0}.get(reason, 30.0)
         sess.candidates.pop(old, None)
         self._events.append(ParentLost(sess.station_id, old, reason))
         if reason == "timeout":
@@ -1978,10 +2029,14 @@ class Node:
                 self.stats.bad_chunks += 1
                 self._strike(addr, now)
                 return
+            if addr == sess.parent:
+                sess.got_parent += 1
             self._accept(sess, seq, data, now)
         elif len(sess.pending) < self.config.max_pending and (
             seq not in sess.pending or addr == sess.parent
         ):
+            if addr == sess.parent and seq not in sess.pending and seq <= sess.head + 256:
+                sess.got_parent += 1  # (before its seal: counted once, near the stream)
             sess.pending[seq] = (data, now)
 
     def _verify_and_accept(self, sess: Session, seq: int, data: bytes, now: float) -> None:
@@ -1992,6 +2047,7 @@ class Node:
 
     def _accept(self, sess: Session, seq: int, data: bytes, now: float) -> None:
         sess.history[seq] = data
+        sess.got += 1
         sess.requested.pop(seq, None)
         if seq > sess.known_head:
             sess.known_head = seq
@@ -2584,6 +2640,50 @@ class Node:
             if sess.active_children() > self._slots(sess):
                 self._shed_weakest(sess)
 
+    def _check_parent(self, sess: Session, now: float) -> bool:
+        """Once per status period: does our parent deliver the stream? True: we left it.
+
+        A period is bad when most new chunks came from others (repairs from helpers: the
+        parent drops what it should forward, or its uplink cannot carry its children), or
+        when the live edge is within ``starve_in_hand`` s of the playout clock and came a
+        quarter second nearer in the period, or is behind it (the parent sends little or
+        late, whatever it says about itself), or when it sent nothing for two cushions while
+        we wait to start. Loss on the way, or a congested but honest parent, leaves most
+        chunks coming from the parent and the live edge keeping its lead; a parent whose own
+        parent went away re-homes within about a second. So only ``starve_periods`` bad
+        periods in a row make us leave it (and avoid it a while): a few counters per chunk,
+        this check once a second.
+        """
+        cfg = self.config
+        got, mine = sess.got, sess.got_parent
+        sess.got = sess.got_parent = 0
+        sess.parent_got += mine
+        in_hand = sess.in_hand
+        bad = False
+        if now - sess.parent_since >= cfg.starve_grace and sess.record is not None:
+            if not sess.record.on_air:
+                pass  # nothing to deliver
+            elif got >= 4 and mine * 2 < got:
+                bad = True  # the stream reached us, mostly not through our parent
+            elif sess.playing:
+                head = sess.history.get(sess.head)
+                if head is not None:
+                    ts = _SEQ_TS.unpack_from(head, 8)[1]
+                    in_hand = sess.play_t0 + ((ts - sess.play_ts0) & 0xFFFFFFFF) / 1000 - now
+                    # (not keeping up with the clock, or behind it: playout has nothing)
+                    bad = in_hand < cfg.starve_in_hand and (
+                        in_hand < sess.in_hand - 0.25 or in_hand < 0
+                    )
+            elif sess.known_head >= 0 and not sess.parent_got:
+                bad = now - sess.parent_since > 2 * cfg.cushion_seconds  # nothing ever came
+        sess.in_hand = in_hand
+        sess.starve_streak = sess.starve_streak + 1 if bad else 0
+        if sess.starve_streak < cfg.starve_periods:
+            return False
+        sess.starve_streak = 0
+        self._lose_parent(sess, now, "starving")
+        return True
+
     def _shed_weakest(self, sess: Session) -> bool:
         """Move our weakest child elsewhere (our parent first), fed while it does."""
         weak = self._weakest(sess)
@@ -2728,7 +2828,7 @@ class Node:
             self._reshuffle(sess, now)
         if sess.parent is not None:
             self._request_repairs(sess, now)
-            if now >= sess.next_cstat:
+            if now >= sess.next_cstat and not self._check_parent(sess, now):
                 sess.next_cstat = now + cfg.status_interval
                 slots = self._slots(sess)
                 msg = wire.CStat(

@@ -701,7 +701,7 @@ class CodecHdr:
 
 @dataclass(slots=True)
 class Challenge:
-    """"Prove you receive what I send to this address": echo the token in a RESPONSE."""
+    """ "Prove you receive what I send to this address": echo the token in a RESPONSE."""
 
     token: bytes  # 8 bytes, unpredictable, bound to the address and the minute
 

@@ -1,0 +1,132 @@
+"""Malicious peers (streamerp2p.adversary) against honest nodes, on the simulator."""
+
+from __future__ import annotations
+
+import random
+
+from simkit import FRAME, Radio, addr, frame
+from streamerp2p.adversary import Dropper, Liar
+from streamerp2p.overlay.events import ParentLost, Skipped
+from streamerp2p.overlay.node import Node, NodeConfig
+from streamerp2p.sim import Link
+from streamerp2p.simrun import SimParams, run_sim
+
+
+def _add(r: Radio, node: Node, i: int, link: Link | None = None) -> tuple[str, int]:
+    a = addr(i)
+    r.sim.add(node, a, link or r.link)
+    r.sim.call(a, lambda n, t: n.tune(r.sid, [r.src], t))
+    return a
+
+
+def _skipped_after(r: Radio, a: tuple[str, int], mark: int) -> int:
+    """Chunks skipped by ``a`` after its first ``mark`` events."""
+    return sum(e.count for e in r.sim.peers[a].events[mark:] if isinstance(e, Skipped))
+
+
+def _played_frames_are_the_broadcasters(r: Radio, a: tuple[str, int]) -> None:
+    audio = r.audio(a)
+    for k in range(0, len(audio), FRAME):
+        n = int.from_bytes(audio[k : k + 4], "big")
+        assert audio[k : k + FRAME] == frame(n).data
+
+
+def _watch(r: Radio, evil: tuple[str, int], seconds: int) -> dict[tuple[str, int], int]:
+    """Run ``seconds`` in steps of 1 s; the longest stretch (s) each listener spent under
+    ``evil``."""
+    run: dict[tuple[str, int], int] = {}
+    longest: dict[tuple[str, int], int] = {}
+    for _ in range(seconds):
+        r.run(1)
+        for a in r.listeners:
+            run[a] = run.get(a, 0) + 1 if r.parent(a) == evil else 0
+            longest[a] = max(longest.get(a, 0), run[a])
+    return longest
+
+
+def test_a_parent_that_drops_its_childrens_data_is_left_and_continuity_recovers() -> None:
+    r = Radio(11, slots=2, source_slots=2)
+    evil = _add(r, Dropper(NodeConfig(slots=3, bandwidth_test=False), rng=random.Random(5)), 1)
+    r.run(2)
+    r.add_listener(2, slots=1)
+    r.run(1)
+    for i in range(3, 8):
+        r.add_listener(i)
+        r.run(0.3)
+    longest = _watch(r, evil, 30)
+    # whoever the dropper took (at a join or moving up to it) left it within seconds
+    starved = sum(r.node(a).stats.starved for a in r.listeners)
+    assert starved >= 1 and max(longest.values()) <= 8, longest
+    lost = [e for a in r.listeners for e in r.sim.peers[a].events if isinstance(e, ParentLost)]
+    assert {e.reason for e in lost if e.parent == evil} == {"starving"}
+    # nobody goes back while it is avoided, and everyone hears everything
+    left = {a for a in r.listeners if r.node(a).stats.starved}
+    mark = {a: len(r.sim.peers[a].events) for a in r.listeners}
+    longest = _watch(r, evil, 15)
+    assert max(longest.values()) <= 8 and not any(longest[a] for a in left), longest
+    for a in r.listeners:
+        assert _skipped_after(r, a, mark[a]) == 0, a
+        assert r.frame_numbers(a)[-1] >= r.frames_sent - 200  # (a cushion behind)
+        _played_frames_are_the_broadcasters(r, a)
+
+
+def test_a_liar_about_capacity_and_depth_does_not_capture_the_tree() -> None:
+    # it claims 6 slots and depth 0 on a link that carries about one stream
+    r = Radio(12, slots=2, source_slots=2)
+    liar = Liar(NodeConfig(slots=6, bandwidth_test=False), rng=random.Random(6))
+    evil = _add(r, liar, 1, Link(delay=0.01, upload_bps=150_000))
+    r.run(2)
+    for i in range(2, 10):
+        r.add_listener(i, hosts=[evil])
+        r.run(0.3)
+    r.run(2)
+    # its depth shows through its ancestor filter: nobody takes it for the broadcaster's child
+    assert all(r.depth(a) >= 2 for a in r.listeners if r.parent(a) == evil)
+    longest = _watch(r, evil, 30)
+    assert sum(r.node(a).stats.starved for a in r.listeners) >= 2
+    assert max(longest.values()) <= 12, longest
+    # those it starved do not come back; those it never had hear everything
+    left = {a for a in r.listeners if r.node(a).stats.starved}
+    mark = {a: len(r.sim.peers[a].events) for a in r.listeners}
+    longest = _watch(r, evil, 15)
+    assert not any(longest[a] for a in left), longest
+    # of the 6 slots it claims it fills about what its link carries (newcomers it takes are
+    # starved and leave in turn); those it did not take hear everything
+    assert len(liar.sessions[r.sid[:4]].children) <= 2
+    for a in r.listeners:
+        if not longest[a]:
+            assert _skipped_after(r, a, mark[a]) == 0, a
+
+
+def test_an_honest_tree_with_loss_and_a_crash_does_not_flap() -> None:
+    r = Radio(13, slots=2, source_slots=2, link=Link(delay=0.02, loss=0.01))
+    for i in range(1, 13):
+        r.add_listener(i)
+        r.run(0.3)
+    r.run(10)
+    relay = next(a for a in r.listeners if r.node(a).sessions[r.sid[:4]].children)
+    r.sim.kill(relay)
+    r.run(30)
+    live = [a for a in r.listeners if a != relay]
+    assert sum(r.node(a).stats.starved for a in live) == 0
+    assert all(r.parent(a) is not None for a in live)
+
+
+def test_sim_with_every_kind_of_adversary_and_a_crash_delivers_no_bad_byte() -> None:
+    f = run_sim(
+        SimParams(
+            peers=30,
+            minutes=1.0,
+            bitrate_kbps=64,
+            warmup_seconds=30,
+            malicious=0.2,
+            malicious_kind="mix",
+            crash_at=40.0,
+            seed=3,
+        )
+    ).figures
+    assert f["malicious_peers"] >= 6 and f["crashed"] >= 8
+    assert f["bad_bytes_delivered"] == 0
+    counts = f["honest_nodes"]
+    assert counts["bad_records"] and counts["banned"]  # tamperers caught
+    assert f["honest_continuity"] is not None and f["honest_continuity"] > 0.5
