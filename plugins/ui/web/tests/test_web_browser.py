@@ -121,7 +121,7 @@ def test_tune_play_stop_broadcast_widget_settings_in_chromium(browser: Any, tmp_
         bc, bc_url, _ = web_node(
             tmp_path,
             "bc",
-            "[ingest]\nport = 0\npassword = \"unused\"\n[node]\nbandwidth_test = false\n",
+            '[ingest]\nport = 0\npassword = "unused"\n[node]\nbandwidth_test = false\n',
         )
         procs.append(bc)
         bc_addr = bc.value("node:")
@@ -228,8 +228,7 @@ def test_tune_play_stop_broadcast_widget_settings_in_chromium(browser: Any, tmp_
         assert snippet.startswith(f'<iframe src="{bc_url}widget/')
         (tmp_path / "site").mkdir()
         (tmp_path / "site" / "index.html").write_text(
-            "<!doctype html><title>My station</title><h1>My station's own page</h1>"
-            + snippet,
+            "<!doctype html><title>My station</title><h1>My station's own page</h1>" + snippet,
             encoding="utf-8",
         )
         site = ForeignSite(tmp_path / "site")

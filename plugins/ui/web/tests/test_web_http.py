@@ -72,9 +72,7 @@ def first_event(
     conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
     conn.request("GET", "/api/events", headers={"Host": host} if host else {})
     resp = conn.getresponse()
-    assert resp.status == 200 and resp.getheader("content-type", "").startswith(
-        "text/event-stream"
-    )
+    assert resp.status == 200 and resp.getheader("content-type", "").startswith("text/event-stream")
     event = ""
     while True:
         line = resp.fp.readline().decode()
@@ -143,17 +141,19 @@ async def test_requests_refused_and_allowed_and_shutdown_with_a_stream_open(
             return st, json.loads(raw) if raw.startswith(b"{") else {}
 
         # ---- refused: 403 before anything happens
-        refused = await thread(lambda: [
-            post("/api/tune", {"target": "x"}, X_Streamer_Token=""),  # no token
-            post("/api/tune", {"target": "x"}, X_Streamer_Token="wrong"),
-            post("/api/tune", {"target": "x"}, Origin="http://evil.example"),
-            post("/api/tune", {"target": "x"}, Origin="null"),
-            post("/api/tune", {"target": "x"}, Host=f"evil.example:{port}"),  # rebinding
-            post("/api/tune", {"target": "x"}, Content_Type="text/plain"),  # a simple request
-            post("/api/tune", {"target": "x"}, Sec_Fetch_Site="cross-site"),
-            post("/api/settings", {"values": {"node.slots": 9}}, X_Streamer_Token=""),
-            post("/api/quit", {}, Origin=f"http://127.0.0.1:{port + 1}"),
-        ])
+        refused = await thread(
+            lambda: [
+                post("/api/tune", {"target": "x"}, X_Streamer_Token=""),  # no token
+                post("/api/tune", {"target": "x"}, X_Streamer_Token="wrong"),
+                post("/api/tune", {"target": "x"}, Origin="http://evil.example"),
+                post("/api/tune", {"target": "x"}, Origin="null"),
+                post("/api/tune", {"target": "x"}, Host=f"evil.example:{port}"),  # rebinding
+                post("/api/tune", {"target": "x"}, Content_Type="text/plain"),  # a simple request
+                post("/api/tune", {"target": "x"}, Sec_Fetch_Site="cross-site"),
+                post("/api/settings", {"values": {"node.slots": 9}}, X_Streamer_Token=""),
+                post("/api/quit", {}, Origin=f"http://127.0.0.1:{port + 1}"),
+            ]
+        )
         for i, (st, body) in enumerate(refused):
             assert st == 403 and body.get("error"), (i, st, body)
         assert not config.path.exists() and not ui_done.is_set()
