@@ -667,7 +667,9 @@ class IcecastServer:
             if charset:
                 try:
                     return value.decode(charset, errors="replace")
-                except LookupError:
+                except (LookupError, ValueError):
+                    # an unknown charset, one whose name cannot be looked up (a NUL in it) or
+                    # that refuses errors="replace" (idna, "undefined"): as if none was given
                     pass
             return _text(value)
 
