@@ -856,6 +856,12 @@ _INTERESTING_16 = (0, 1, 0x7FFF, 0x8000, 0xFFFF, 0x0100, 0x0400, 0x00FF)
 _INTERESTING_32 = (0, 1, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0xFFFFFFFE, 0x10000)
 
 
+def _expo(rng: random.Random, mean: float, cap: int) -> int:
+    """A small random size: exponential with ``mean``, at most ``cap``."""
+    x = rng.expovariate(1 / mean)
+    return cap if x >= cap else int(x)
+
+
 def mutate(
     rng: random.Random,
     data: bytes,
@@ -867,7 +873,7 @@ def mutate(
     """``data`` with 1 to 8 stacked mutations (bit flips, interesting values, inserted and
     removed ranges, repeats, dictionary words, splices with another corpus entry)."""
     out = bytearray(data)
-    for _ in range(1 + min(7, int(rng.expovariate(0.6)))):
+    for _ in range(1 + _expo(rng, 1.6, 7)):
         n = len(out)
         op = rng.randrange(14)
         at = rng.randrange(n + 1)
@@ -888,12 +894,12 @@ def mutate(
             i = min(at, n - 1)
             out[i] = (out[i] + rng.choice((-2, -1, 1, 2, 16, -16))) & 0xFF
         elif op == 6:  # insert random bytes
-            out[at:at] = rng.randbytes(1 + int(rng.expovariate(0.1)))
+            out[at:at] = rng.randbytes(1 + _expo(rng, 10, 512))
         elif op == 7 and n:  # delete a range
-            del out[at : at + 1 + int(rng.expovariate(0.05))]
+            del out[at : at + 1 + _expo(rng, 20, 4096)]
         elif op == 8 and n:  # repeat a range
             start = rng.randrange(n)
-            piece = out[start : start + 1 + int(rng.expovariate(0.02))]
+            piece = out[start : start + 1 + _expo(rng, 50, 4096)]
             out[at:at] = piece * rng.choice((1, 1, 2, 8))
         elif op in (9, 10) and tokens:  # insert or overwrite a dictionary word
             word = rng.choice(tokens)
@@ -980,7 +986,7 @@ def run_campaign(
             data = pending.pop()
         else:
             if rng.random() < 0.3:  # the newest entries (new outcomes) more often
-                base = corpus[-1 - int(rng.expovariate(0.02)) % len(corpus)]
+                base = corpus[-1 - _expo(rng, 50, len(corpus) - 1)]
             else:
                 base = rng.choice(corpus)
             data = mutate(rng, base, tokens=target.tokens, corpus=corpus, max_len=target.max_len)
