@@ -1044,36 +1044,89 @@ def replay(target: Target, path: Path) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _atheris_child(name: str, runs: int, seconds: float | None, crash_dir: str) -> None:
+_ATHERIS_CHILD = """
+import importlib.metadata as md, sys
+import atheris
+# instrument (coverage) the kernel and the plugins only: not the standard library or h11
+tops = {"streamerp2p"} | {
+    ep.module.split(".")[0]
+    for group in ("streamerp2p.codecs", "streamerp2p.ingest")
+    for ep in md.entry_points(group=group)
+}
+with atheris.instrument_imports(include=sorted(tops)):
+    from streamerp2p import benchfuzz
+    target = benchfuzz.all_targets({NAME})[0]
+benchfuzz._atheris_fuzz(target, RUNS, SECONDS, CRASHES)
+"""
+
+
+def _atheris_fuzz(target: Target, runs: int, seconds: float | None, crash_dir: str) -> None:
+    """(In the child process) libFuzzer on ``target.check``, from the target's seeds."""
     import atheris  # type: ignore[import-not-found]
 
-    target = all_targets({name})[0]
-    corpus_dir = Path(crash_dir) / "corpus" / name.replace(":", "-")
+    corpus_dir = Path(crash_dir) / "corpus" / target.name.replace(":", "-")
     corpus_dir.mkdir(parents=True, exist_ok=True)
     for seed in target.seeds:
         (corpus_dir / hashlib.sha1(seed).hexdigest()[:16]).write_bytes(seed)
-    count = [0]
-    stop = [time.perf_counter() + seconds if seconds else None]
+    count = 0
 
     def one(data: bytes) -> None:
-        count[0] += 1
+        nonlocal count
+        count += 1
         target.check(data[: target.max_len])
-        if target.reset is not None and target.reset_every and count[0] % target.reset_every == 0:
+        if target.reset is not None and target.reset_every and count % target.reset_every == 0:
             target.reset()
 
-    atheris.instrument_all()
     args = [
-        sys.argv[0],
+        "fuzz",
         f"-runs={runs}",
         f"-max_len={target.max_len}",
-        f"-artifact_prefix={crash_dir}/{name.replace(':', '-')}-",
+        f"-artifact_prefix={crash_dir}/{target.name.replace(':', '-')}-",
         "-print_final_stats=1",
         str(corpus_dir),
     ]
-    if stop[0]:
-        args.insert(2, f"-max_total_time={int(seconds or 0)}")
+    if seconds:
+        args.insert(2, f"-max_total_time={int(seconds)}")
     atheris.Setup(args, one)
     atheris.Fuzz()
+
+
+def _atheris_run(name: str, runs: int, seconds: float | None, crash_dir: Path) -> dict[str, Any]:
+    """One target under atheris in a child process; its figures from libFuzzer's stats."""
+    import re
+    import subprocess
+
+    crash_dir.mkdir(parents=True, exist_ok=True)
+    code = (
+        _ATHERIS_CHILD.replace("NAME", repr(name))
+        .replace("RUNS", str(runs))
+        .replace("SECONDS", repr(seconds))
+        .replace("CRASHES", repr(str(crash_dir)))
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    log = proc.stderr
+
+    def stat(key: str) -> int:
+        m = re.search(rf"stat::{key}:\s+(\d+)", log)
+        return int(m.group(1)) if m else 0
+
+    done = re.search(r"Done (\d+) runs in (\d+) second", log)
+    crashed = proc.returncode != 0
+    figures: dict[str, Any] = {
+        "target": name,
+        "engine": "atheris",
+        "inputs": stat("number_of_executed_units") or (int(done.group(1)) if done else 0),
+        "crashes": int(crashed),  # libFuzzer stops at the first one
+        "inputs_per_s": stat("average_exec_per_sec")
+        or (round(int(done.group(1)) / max(1, int(done.group(2)))) if done else 0),
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "new_units": stat("new_units_added"),
+        "reproducers": re.findall(r"Test unit written to (\S+)", log),
+    }
+    if crashed:
+        figures["log_tail"] = log.strip().splitlines()[-30:]
+    return figures
 
 
 # --------------------------------------------------------------------------------------------
@@ -1098,25 +1151,13 @@ def run_fuzz_bench(
             raise ValueError(f"unknown fuzz target(s): {', '.join(sorted(unknown))}")
     results = []
     if engine == "atheris":
-        import subprocess
-
-        names = target_names() if wanted is None else sorted(wanted)
+        names = [
+            n
+            for n in target_names()
+            if wanted is None or n in wanted or ("codecs" in wanted and n.startswith("codec:"))
+        ]
         for name in names:
-            t0 = time.perf_counter()
-            code = (
-                "import sys; from streamerp2p.benchfuzz import _atheris_child as c; "
-                f"c({name!r}, {inputs}, {seconds!r}, {str(crash_dir)!r})"
-            )
-            proc = subprocess.run(
-                [sys.executable, "-c", code], capture_output=True, text=True, check=False
-            )
-            figures = {
-                "target": name,
-                "engine": "atheris",
-                "exit": proc.returncode,
-                "wall_s": round(time.perf_counter() - t0, 1),
-                "log_tail": proc.stderr.strip().splitlines()[-12:],
-            }
+            figures = _atheris_run(name, inputs, seconds, crash_dir)
             results.append(figures)
             print(json.dumps(figures), flush=True)
         return results
