@@ -193,6 +193,46 @@ def wire_target() -> Target:
     )
 
 
+# ---- links -----------------------------------------------------------------------------------
+
+
+def check_link(data: bytes) -> str:
+    """``streamerp2p://`` links (they come from web pages through ``streamer open``): only
+    ValueError, and a parsed link prints to a link that parses to the same."""
+    from .link import Link
+
+    text = data.decode("utf-8", errors="replace")
+    try:
+        link = Link.parse(text)
+    except ValueError as exc:
+        return f"error:{str(exc)[:8]}"
+    again = Link.parse(str(link))
+    if again != link:
+        raise AssertionError(f"{link} prints to a link that parses to {again}")
+    return f"ok:{bool(link.name)}:{len(link.seeds)}"
+
+
+def link_target() -> Target:
+    from .link import Link
+
+    sid = StationKey.from_seed(bytes(range(32))).station_id
+    links = [
+        Link(sid, "Fuzz FM \u00e9 & co", (("192.0.2.1", 8466), ("2001:db8::1", 9000))),
+        Link(sid),
+        Link(sid, "", (("radio.example.org", 1),)),
+    ]
+    seeds = [str(x).encode() for x in links] + [b"  " + str(links[0]).encode()[12:]]
+    return Target(
+        "link",
+        "streamerp2p:// links and bare station ids (what `streamer open` gets from a browser): "
+        "only ValueError, a parsed link prints to itself",
+        seeds,
+        check_link,
+        tokens=(b"streamerp2p://", b"?", b"&seed=", b"&name=", b"[", b"]", b":", b"%", b"%5D"),
+        max_len=600,
+    )
+
+
 # ---- node -----------------------------------------------------------------------------------
 
 
@@ -828,6 +868,7 @@ def all_targets(names: set[str] | None = None) -> list[Target]:
         "shoutcast": shoutcast_target,
         "http-output": http_output_target,
         "icy": icy_target,
+        "link": link_target,
     }
     out = []
     for name, make in makers.items():
@@ -843,7 +884,7 @@ def target_names() -> list[str]:
     from .plugins import CODECS_GROUP, load_plugins
 
     host = load_plugins(groups=[CODECS_GROUP])
-    base = ["wire", "node", "icecast", "shoutcast", "http-output", "icy"]
+    base = ["wire", "node", "icecast", "shoutcast", "http-output", "icy", "link"]
     return base + [f"codec:{c.name}" for c in host.codecs()]
 
 
