@@ -552,6 +552,10 @@ _ICECAST_TOKENS = tuple(
         "ffffffff\r\n",
         "\n",
         " ",
+        "http://",
+        "[",
+        "]",
+        "[::1]",
     )
 )
 

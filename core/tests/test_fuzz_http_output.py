@@ -66,3 +66,13 @@ def test_icy_blocks_parse_back(title: str, url: str) -> None:
 @given(st.binary(max_size=3000))
 def test_icy_interleaver_and_builder_on_any_bytes(data: bytes) -> None:
     benchfuzz.check_icy(data)
+
+
+@pytest.mark.parametrize("path", ["http://utf-17x]stream/y", "http://[x/stream/y", "//[::1/"])
+def test_absolute_target_with_a_broken_ipv6_host_is_a_bad_request(
+    target: benchfuzz.Target, path: str
+) -> None:
+    """Regression (bench fuzz): urlsplit's ValueError ("Invalid IPv6 URL") escaped the
+    handler (counted as an unexpected error, logged, no answer to the player)."""
+    outcome = target.check(b"\xc0GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert outcome.startswith("HTTP/1.0 400"), outcome

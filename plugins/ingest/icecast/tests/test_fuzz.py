@@ -69,3 +69,20 @@ def test_title_update_with_a_charset_that_cannot_decode(
     )
     assert "title_updates" in outcome
     assert target.check.__self__.titles[-1] == ("/live", "Café")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [
+        "PUT http://a]b/live HTTP/1.1",
+        "SOURCE http://[x/live ICE/1.0",
+        "GET http://[::1/admin.cgi HTTP/1.0",
+    ],
+)
+def test_absolute_target_with_a_broken_ipv6_host_is_a_bad_request(
+    target: benchfuzz.Target, request_line: str
+) -> None:
+    """Regression (bench fuzz): urlsplit's ValueError ("Invalid IPv6 URL") escaped the
+    handler: the tool got no answer and the node logged a traceback."""
+    outcome = _one(target, request_line + "\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n")
+    assert outcome.startswith("bad_requests:") and "400" in outcome

@@ -65,3 +65,11 @@ def test_title_update_with_a_charset_that_cannot_decode(
     outcome = target.check(b"\xc0" + request.encode("latin-1"))
     assert "title_updates" in outcome
     assert target.check.__self__.titles[-1] == ("/", "Café")  # type: ignore[attr-defined]
+
+
+def test_admin_target_with_a_broken_ipv6_host_is_a_bad_request(target: benchfuzz.Target) -> None:
+    """Regression (bench fuzz): urlsplit's ValueError ("Invalid IPv6 URL") escaped the
+    base port's handler: the tool got no answer and the node logged a traceback."""
+    request = "GET http://[x/admin.cgi?pass=hackme&mode=updinfo&song=x HTTP/1.0\r\n\r\n\x80"
+    outcome = target.check(b"\xc0" + request.encode())
+    assert outcome.startswith("bad_requests:") and "400" in outcome
