@@ -23,7 +23,7 @@ hosts = st.one_of(
 )
 
 
-@settings(FUZZ, max_examples=200)
+@settings(FUZZ, max_examples=100)
 @given(
     st.binary(min_size=16, max_size=16),
     st.text(max_size=40),
@@ -35,7 +35,7 @@ def test_links_round_trip(sid: bytes, name: str, seeds: list[tuple[str, int]]) -
     assert benchfuzz.check_link(str(link).encode()).startswith("ok")
 
 
-@settings(FUZZ, max_examples=150)
+@settings(FUZZ, max_examples=100)
 @given(st.sampled_from(SEEDS), st.randoms(use_true_random=False))
 def test_mutated_links_raise_only_value_error(seed: bytes, rng: random.Random) -> None:
     for _ in range(10):
