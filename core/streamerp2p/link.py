@@ -24,7 +24,10 @@ def parse_hostport(text: str, default_port: int = 8466) -> Addr:
     """``host:port``, ``host`` or ``[v6]:port`` -> (host, port); raises ValueError."""
     t = text.strip()
     if t.startswith("["):
-        host, _, rest = t[1:].partition("]")
+        host, closed, rest = t[1:].partition("]")
+        if not closed:
+            raise ValueError(f"no ] in {text!r}")
+        host = host.strip()  # (found by bench fuzz: "[ x" printed as " x:8466", parsed as "x")
         port = rest.lstrip(":") or str(default_port)
     elif t.count(":") == 1:
         host, port = t.split(":")

@@ -50,3 +50,11 @@ def test_a_seed_that_is_neither_host_port_nor_ipv6_is_refused(seed: str) -> None
         parse_hostport(seed)
     assert parse_hostport("2001:db8::1") == ("2001:db8::1", 8466)
     assert parse_hostport("[2001:db8::1]:9000") == ("2001:db8::1", 9000)
+
+
+def test_bracketed_host_needs_its_bracket_and_loses_its_spaces() -> None:
+    """Regression (bench fuzz): "[ host" was taken as the host " host", which printed as a link
+    whose seed parsed as "host"."""
+    assert parse_hostport("[ ::1 ]:5") == ("::1", 5)
+    with pytest.raises(ValueError, match="no ]"):
+        parse_hostport("[ snmf3h5u?name=x")
