@@ -43,6 +43,8 @@ def parse_hostport(text: str, default_port: int = 8466) -> Addr:
         host, port = t, str(default_port)
     if not host:
         raise ValueError(f"no host in {text!r}")
+    if "[" in host or "]" in host:  # (found by bench fuzz: "[[x]" printed as "[x:8466")
+        raise ValueError(f"bad host in {text!r}")
     p = int(port)
     if not 0 <= p < 65536:
         raise ValueError(f"bad port in {text!r}")

@@ -58,3 +58,11 @@ def test_bracketed_host_needs_its_bracket_and_loses_its_spaces() -> None:
     assert parse_hostport("[ ::1 ]:5") == ("::1", 5)
     with pytest.raises(ValueError, match="no ]"):
         parse_hostport("[ snmf3h5u?name=x")
+
+
+@pytest.mark.parametrize("seed", ["[[x]", "[x]]", "a]b:1", "[a[b]:5"])
+def test_a_host_with_brackets_in_it_is_refused(seed: str) -> None:
+    """Regression (bench fuzz, atheris): "[[x]" gave the host "[x", printed as the seed
+    "[x:8466" that did not parse."""
+    with pytest.raises(ValueError):
+        parse_hostport(seed)
