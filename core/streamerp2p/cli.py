@@ -916,6 +916,68 @@ def bench_nat(listeners: int, hold: float, as_json: bool) -> None:
     run_nat_bench(listeners=listeners, hold=hold, as_json=as_json)
 
 
+@bench_group.command("fuzz")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    default=["all"],
+    show_default=True,
+    help="wire, node, icecast, shoutcast, http-output, icy, codec:NAME, codecs or all "
+    "(repeatable).",
+)
+@click.option("--inputs", type=int, default=1_000_000, show_default=True, help="Per target.")
+@click.option("--seconds", type=float, default=None, help="Stop a target after this long.")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--crashes",
+    "crash_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("fuzz-crashes"),
+    show_default=True,
+    help="Where the first reproducers of each target are saved.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["mutate", "atheris"]),
+    default="mutate",
+    show_default=True,
+    help="atheris: coverage-guided (pip install atheris), one process per target.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
+def bench_fuzz(
+    targets: tuple[str, ...],
+    inputs: int,
+    seconds: float | None,
+    seed: int,
+    crash_dir: Path,
+    engine: str,
+    as_json: bool,
+) -> None:
+    """Fuzz the parsers of outside bytes; one JSON line per target (inputs, crashes, speed)."""
+    from .benchfuzz import run_fuzz_bench
+
+    if engine == "atheris":
+        try:
+            import atheris  # type: ignore[import-not-found]  # noqa: F401
+        except ImportError as exc:
+            raise click.ClickException("atheris is not installed (pip install atheris)") from exc
+    try:
+        results = run_fuzz_bench(
+            targets=list(targets),
+            inputs=inputs,
+            seconds=seconds,
+            as_json=as_json,
+            crash_dir=crash_dir,
+            seed=seed,
+            engine=engine,
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if any(r.get("crashes") for r in results):
+        raise SystemExit(1)
+
+
 def _register_admin() -> None:
     from .cli_admin import config_cmd, plugins_cmd
 

@@ -727,6 +727,46 @@ class CodecConformance:
             frames = frames_of(framer, fix.data[:20000], [777, 5000])
             self._conserved(framer, frames)
 
+    @settings(
+        max_examples=_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=_SUPPRESS,
+    )
+    @given(st.randoms(use_true_random=False), st.data())
+    def test_fuzz_mutations_keep_the_framer_invariants(
+        self, rng: random.Random, data: st.DataObject
+    ) -> None:
+        """The ``codec:NAME`` target of ``streamer bench fuzz`` (its mutations and its oracle),
+        briefly: no exception, every byte framed or counted as skipped, frames are pieces of the
+        input in order, the same frames and counters for the reads the first byte says and for
+        one read."""
+        from .benchfuzz import check_framer, mutate
+
+        fix = data.draw(st.sampled_from(self._own()), label="fixture")
+        start = data.draw(st.integers(0, len(fix.data) - 1), label="start")
+        seed = bytes([data.draw(st.integers(0, 255), label="reads")]) + fix.data[start:][:2500]
+        for _ in range(5):
+            check_framer(self.codec, mutate(rng, seed, tokens=(b"OggS", b"\xff\xfb"), max_len=4000))
+
+    @settings(
+        max_examples=_EXAMPLES * 2,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=_SUPPRESS,
+    )
+    @given(st.binary(max_size=3000))
+    def test_fuzz_garbage_is_counted(self, data: bytes) -> None:
+        from .benchfuzz import check_framer
+
+        check_framer(self.codec, data)
+        framer = self.codec.framer()
+        frames = framer.push(data) + framer.flush()
+        if not frames:
+            assert framer.stats.skipped_bytes == len(data)
+
     # ---- late join -------------------------------------------------------------------------
 
     def test_late_join_decodes_with_ffmpeg(self) -> None:

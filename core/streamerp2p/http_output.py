@@ -327,7 +327,13 @@ class HttpOutputServer:
             await self._simple(stream, b"405 Method Not Allowed", b"text/plain", b"GET only\n")
             return
         head_only = method == b"HEAD"
-        path = unquote(urlsplit(bytes(request.target).decode("latin-1")).path, errors="replace")
+        try:
+            split = urlsplit(bytes(request.target).decode("latin-1"))
+        except ValueError:  # an unbalanced "[" or "]" in a URL's host (found by bench fuzz)
+            self.stats.bad_requests += 1
+            await self._simple(stream, b"400 Bad Request", b"text/plain", b"Bad request\n")
+            return
+        path = unquote(split.path, errors="replace")
 
         if path == "/":
             body = json.dumps(self._index(), indent=1).encode()

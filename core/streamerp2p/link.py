@@ -10,6 +10,7 @@ parameters are ignored so the format can grow.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -23,16 +24,27 @@ def parse_hostport(text: str, default_port: int = 8466) -> Addr:
     """``host:port``, ``host`` or ``[v6]:port`` -> (host, port); raises ValueError."""
     t = text.strip()
     if t.startswith("["):
-        host, _, rest = t[1:].partition("]")
+        host, closed, rest = t[1:].partition("]")
+        if not closed:
+            raise ValueError(f"no ] in {text!r}")
+        host = host.strip()  # (found by bench fuzz: "[ x" printed as " x:8466", parsed as "x")
         port = rest.lstrip(":") or str(default_port)
     elif t.count(":") == 1:
         host, port = t.split(":")
     elif t.count(":") > 1:
         host, port = t, str(default_port)  # bare IPv6
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            # (found by bench fuzz: such a "host" was kept and printed as a link that did not
+            # parse back)
+            raise ValueError(f"not a host:port or an IPv6 address: {text!r}") from None
     else:
         host, port = t, str(default_port)
     if not host:
         raise ValueError(f"no host in {text!r}")
+    if "[" in host or "]" in host:  # (found by bench fuzz: "[[x]" printed as "[x:8466")
+        raise ValueError(f"bad host in {text!r}")
     p = int(port)
     if not 0 <= p < 65536:
         raise ValueError(f"bad port in {text!r}")

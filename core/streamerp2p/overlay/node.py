@@ -1642,6 +1642,8 @@ class Node:
         child = sess.children.get(addr)
         if child is not None:
             child.last_heard = now
+            if not msg.ranges:
+                return  # asks for nothing (found by bench fuzz: msg.ranges[0] raised)
             wanted = sum(c for _, c in msg.ranges)
             if wanted == 0 and msg.ranges:
                 self._serve(sess, addr, msg.ranges, push=1)  # seals only: small, needed now

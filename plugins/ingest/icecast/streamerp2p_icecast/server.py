@@ -21,7 +21,7 @@ import re
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 import anyio
 import h11
@@ -170,6 +170,15 @@ def _basic_auth(headers: dict[str, str]) -> tuple[str, str] | None:
     if not sep:
         return None
     return user, password
+
+
+def _split_target(target: str) -> SplitResult | None:
+    """The request target split, or None when urlsplit refuses it (ValueError: an absolute URL
+    whose host has an unbalanced "[" or "]"; found by bench fuzz, it escaped the handler)."""
+    try:
+        return urlsplit(target)
+    except ValueError:
+        return None
 
 
 def _peer_name(stream: SocketStream) -> str:
@@ -501,7 +510,12 @@ class IcecastServer:
         target: str,
         headers: dict[str, str],
     ) -> None:
-        mount = urlsplit(target).path or "/"
+        parts = _split_target(target)
+        if parts is None:
+            self.stats.bad_requests += 1
+            await self._refuse(stream, b"HTTP/1.0 400 Bad Request", b"Bad request\r\n")
+            return
+        mount = parts.path or "/"
         if self._authenticate(headers) is None:
             await self._unauthorized(
                 stream, peer, f"{method.decode()} {mount}", challenge="authorization" not in headers
@@ -655,7 +669,11 @@ class IcecastServer:
     async def _get(
         self, stream: SocketStream, peer: str, target: str, headers: dict[str, str]
     ) -> None:
-        parts = urlsplit(target)
+        parts = _split_target(target)
+        if parts is None:
+            self.stats.bad_requests += 1
+            await self._refuse(stream, b"HTTP/1.0 400 Bad Request", b"Bad request\r\n")
+            return
         path = parts.path
         # Keep the raw bytes of each parameter so that the charset can be honoured.
         raw = parse_qs(parts.query, keep_blank_values=True, encoding="latin-1")
@@ -667,7 +685,9 @@ class IcecastServer:
             if charset:
                 try:
                     return value.decode(charset, errors="replace")
-                except LookupError:
+                except (LookupError, ValueError):
+                    # an unknown charset, one whose name cannot be looked up (a NUL in it) or
+                    # that refuses errors="replace" (idna, "undefined"): as if none was given
                     pass
             return _text(value)
 

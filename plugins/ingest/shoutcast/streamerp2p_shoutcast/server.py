@@ -583,7 +583,12 @@ class ShoutcastServer:
             await self._http(stream, b"400 Bad Request", b"Bad request\r\n")
             return
         target = parts[1].decode("latin-1")
-        split = urlsplit(target)
+        try:
+            split = urlsplit(target)
+        except ValueError:  # an unbalanced "[" or "]" in a URL's host (found by bench fuzz)
+            self.stats.bad_requests += 1
+            await self._http(stream, b"400 Bad Request", b"Bad request\r\n")
+            return
         if split.path.rstrip("/") != "/admin.cgi":
             self.stats.not_found += 1
             log.info("shoutcast ingest: %s asked for %s: not here", peer, split.path)
@@ -620,7 +625,9 @@ class ShoutcastServer:
             if charset:
                 try:
                     return value.decode(charset, errors="replace")
-                except LookupError:
+                except (LookupError, ValueError):
+                    # an unknown charset, one whose name cannot be looked up (a NUL in it) or
+                    # that refuses errors="replace" (idna, "undefined"): as if none was given
                     pass
             return _text(value)
 
