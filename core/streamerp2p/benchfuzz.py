@@ -78,6 +78,11 @@ class Target:
     reset_every: int = 0
     keep_head: int = 0  # half of the mutants keep the seed's first bytes (the header)
 
+    def check_mutants(self, rng: random.Random, seed: bytes, rounds: int = 10) -> None:
+        """Check ``rounds`` mutants of ``seed`` (raises on a crash): the tests' short run."""
+        for _ in range(rounds):
+            self.check(mutate(rng, seed, tokens=self.tokens, corpus=self.seeds))
+
 
 def _split(data: bytes) -> Iterator[bytes]:
     """The stream a network target reads: the first byte says how it arrives (one read, or

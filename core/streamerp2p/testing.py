@@ -122,3 +122,16 @@ def require_portaudio() -> None:
         if in_ci():
             pytest.fail(f"PortAudio is required in CI ({hint}; .ci/run installs it): {exc}")
         pytest.skip(f"PortAudio not installed ({hint})")
+
+
+def fuzz_settings() -> Any:
+    """The hypothesis settings of the fuzz tests: derandomized, no example database, no
+    deadline (CI machines are slow and shared). Use as ``@settings(FUZZ, max_examples=N)``."""
+    from hypothesis import HealthCheck, settings
+
+    return settings(
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )

@@ -11,17 +11,13 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from streamerp2p import benchfuzz
 from streamerp2p.http_output import ICY_MAX_PAYLOAD, icy_metadata_block
+from streamerp2p.testing import fuzz_settings
 
-FUZZ = settings(
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz_settings()
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +37,7 @@ def test_seeds_reach_streams_playlists_and_the_index(target: benchfuzz.Target) -
 def test_mutated_requests_always_get_an_answer(
     target: benchfuzz.Target, rng: random.Random, data: st.DataObject
 ) -> None:
-    seed = data.draw(st.sampled_from(target.seeds))
-    for _ in range(10):
-        target.check(benchfuzz.mutate(rng, seed, tokens=target.tokens, corpus=target.seeds))
+    target.check_mutants(rng, data.draw(st.sampled_from(target.seeds)))
 
 
 @settings(FUZZ, max_examples=80)

@@ -6,17 +6,13 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from streamerp2p import benchfuzz
 from streamerp2p.link import Link, parse_hostport
+from streamerp2p.testing import fuzz_settings
 
-FUZZ = settings(
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz_settings()
 SEEDS = benchfuzz.link_target().seeds
 hosts = st.one_of(
     st.ip_addresses().map(str), st.from_regex(r"\A[a-z][a-z0-9.-]{0,30}\Z", fullmatch=True)

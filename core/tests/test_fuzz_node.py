@@ -10,18 +10,14 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from simkit import Radio
 from streamerp2p import benchfuzz
 from streamerp2p.overlay import wire
+from streamerp2p.testing import fuzz_settings
 
-FUZZ = settings(
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz_settings()
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,16 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from streamerp2p import benchfuzz
 from streamerp2p.overlay import wire
 from streamerp2p.overlay.records import StationKey, StationRecord, parse_verified_record
+from streamerp2p.testing import fuzz_settings
 from streamerp2p.types import StationMeta
 from test_wire import ids, messages, sids, tags, u8, u32
 
-FUZZ = settings(
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz_settings()
 SEEDS = benchfuzz.wire_target().seeds
 
 # the message types test_wire's strategy leaves out

@@ -10,16 +10,12 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from streamerp2p import benchfuzz
+from streamerp2p.testing import fuzz_settings
 
-FUZZ = settings(
-    derandomize=True,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+FUZZ = fuzz_settings()
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +39,7 @@ def test_seeds_are_what_real_tools_send(target: benchfuzz.Target) -> None:
 def test_mutated_requests_never_escape_the_handler(
     target: benchfuzz.Target, rng: random.Random, data: st.DataObject
 ) -> None:
-    seed = data.draw(st.sampled_from(target.seeds))
-    for _ in range(10):
-        target.check(benchfuzz.mutate(rng, seed, tokens=target.tokens, corpus=target.seeds))
+    target.check_mutants(rng, data.draw(st.sampled_from(target.seeds)))
 
 
 @settings(FUZZ, max_examples=80)
