@@ -18,7 +18,7 @@ import binascii
 import contextlib
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
@@ -26,6 +26,7 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 import anyio
 import h11
 from anyio.abc import SocketAttribute, SocketStream
+from streamerp2p.ingest_source import SocketSource
 from streamerp2p.types import IngestContext, SourceInfo
 
 log = logging.getLogger("streamerp2p.icecast")
@@ -199,7 +200,7 @@ def _peer_name(stream: SocketStream) -> str:
 BodyMode = Literal["raw", "h11"]
 
 
-class IcecastSource:
+class IcecastSource(SocketSource):
     """A :class:`~streamerp2p.types.SourceConnection`: station info plus the audio bytes.
 
     Iterating yields the body as it arrives; the iteration simply ends when the broadcast tool
@@ -218,44 +219,9 @@ class IcecastSource:
         timeout: float | None,
         read_size: int,
     ) -> None:
-        self.info = info
-        self.peer = peer
-        self.bytes_received = 0
-        self._stream = stream
+        super().__init__(info, peer, stream, prefix=prefix, timeout=timeout, read_size=read_size)
         self._conn = conn
         self._mode: BodyMode = mode
-        self._prefix = prefix
-        self._timeout = timeout
-        self._read_size = read_size
-        self._gen: AsyncGenerator[bytes, None] | None = None
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._gen is None:
-            self._gen = self._body()
-        return self._gen
-
-    async def aclose(self) -> None:
-        if self._gen is not None:
-            await self._gen.aclose()
-
-    async def _recv(self) -> bytes:
-        """Next bytes from the socket; b"" at end of stream, on errors or on timeout."""
-        try:
-            with anyio.fail_after(self._timeout):
-                return await self._stream.receive(self._read_size)
-        except TimeoutError:
-            log.info(
-                "source %s on %s: no data for %ss, dropping",
-                self.peer,
-                self.info.mount,
-                self._timeout,
-            )
-            return b""
-        except anyio.EndOfStream:
-            return b""
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            log.info("source %s on %s: connection lost: %r", self.peer, self.info.mount, exc)
-            return b""
 
     async def _body(self) -> AsyncGenerator[bytes, None]:
         if self._mode == "raw":

@@ -30,12 +30,13 @@ import contextlib
 import errno
 import logging
 import re
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
 from anyio.abc import Listener, SocketAttribute, SocketStream, TaskGroup
+from streamerp2p.ingest_source import SocketSource
 from streamerp2p.types import IngestContext, SourceInfo
 
 log = logging.getLogger("streamerp2p.shoutcast")
@@ -209,58 +210,12 @@ class _Reader:
 # --------------------------------------------------------------------------------------------
 
 
-class IcySource:
+class IcySource(SocketSource):
     """A :class:`~streamerp2p.types.SourceConnection`: station info plus the audio bytes.
 
     Iterating yields the audio as it arrives; the iteration ends when the tool disconnects or
     sends nothing for ``timeout`` seconds.
     """
-
-    def __init__(
-        self,
-        info: SourceInfo,
-        peer: str,
-        stream: SocketStream,
-        *,
-        prefix: bytes = b"",
-        timeout: float | None,
-        read_size: int,
-    ) -> None:
-        self.info = info
-        self.peer = peer
-        self.bytes_received = 0
-        self._stream = stream
-        self._prefix = prefix
-        self._timeout = timeout
-        self._read_size = read_size
-        self._gen: AsyncGenerator[bytes, None] | None = None
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._gen is None:
-            self._gen = self._body()
-        return self._gen
-
-    async def aclose(self) -> None:
-        if self._gen is not None:
-            await self._gen.aclose()
-
-    async def _recv(self) -> bytes:
-        try:
-            with anyio.fail_after(self._timeout):
-                return await self._stream.receive(self._read_size)
-        except TimeoutError:
-            log.info(
-                "source %s on %s: no data for %ss, dropping",
-                self.peer,
-                self.info.mount,
-                self._timeout,
-            )
-            return b""
-        except anyio.EndOfStream:
-            return b""
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            log.info("source %s on %s: connection lost: %r", self.peer, self.info.mount, exc)
-            return b""
 
     async def _body(self) -> AsyncGenerator[bytes, None]:
         if self._prefix:
