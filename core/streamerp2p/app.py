@@ -7,10 +7,12 @@ apps can run in one event loop (the demo runs a whole small network in one proce
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import hmac
 import json
 import logging
 import os
+import random
 import re
 import socket
 import tempfile
@@ -54,6 +56,9 @@ class NodeOptions:
     http_port: int = 8467
     http: bool = True
     overlay: NodeConfig = field(default_factory=NodeConfig)
+    # test beds only (``streamer bench swarm``): log what is played, run a malicious node
+    chunk_log: Path | None = None
+    adversary: str = ""  # a kind of streamerp2p.adversary, "" = an honest node
 
     @classmethod
     def from_config(cls, config: Any, **overrides: Any) -> NodeOptions:
@@ -147,7 +152,16 @@ class App:
         self.state_dir = state_dir
         self.plugins = plugins
         self.out = out or (lambda line: None)
-        self.node = Node(opts.overlay)
+        if opts.adversary:
+            from . import adversary
+
+            up = opts.overlay.upload_kbps or 128.0 * max(1, opts.overlay.slots)
+            self.node = adversary.make(
+                opts.adversary, opts.overlay, rng=random.Random(), bitrate_kbps=128, upload_kbps=up
+            )
+        else:
+            self.node = Node(opts.overlay)
+        self._chunk_log = open(opts.chunk_log, "a") if opts.chunk_log else None  # noqa: SIM115
         self.node.add_seeds(opts.seeds)
         self.runtime = UdpRuntime(self.node, opts.host, opts.port, on_event=self._on_event)
         self.http = HttpOutputServer(opts.http_host, opts.http_port) if opts.http else None
@@ -480,6 +494,10 @@ class App:
 
     def _on_event(self, e: ev.Event) -> None:
         if isinstance(e, ev.AudioData):
+            if self._chunk_log is not None:
+                digest = hashlib.sha256(e.payload).hexdigest()[:16]
+                self._chunk_log.write(f"{e.seq} {len(e.payload)} {digest}\n")
+                self._chunk_log.flush()
             out = self.outputs.get(e.station_id)
             if out is not None:
                 out.feed(e.payload, e.frame_start)

@@ -49,7 +49,7 @@ def _listen_args(tmp: Path, name: str, link: object, slots: int, status: Path) -
 
 
 def tone_broadcaster(
-    tmp: Path, name: str, *, slots: int, status: Path | None = None
+    tmp: Path, name: str, *, slots: int, status: Path | None = None, chunk_log: Path | None = None
 ) -> NodeProcess:
     """A broadcasting node process of generated audio on loopback (state in ``tmp/src``)."""
     args = [
@@ -72,6 +72,8 @@ def tone_broadcaster(
     ]
     if status is not None:
         args += ["--status-file", str(status)]
+    if chunk_log is not None:
+        args += ["--chunk-log", str(chunk_log)]
     return NodeProcess(args, name="broadcaster")
 
 
@@ -214,19 +216,42 @@ def free_port() -> int:
 
 
 def run_swarm_bench(
-    *, peers: int, seconds: float, kill_share: float, as_json: bool, seed: int = 1
+    *,
+    peers: int,
+    seconds: float,
+    kill_share: float,
+    as_json: bool,
+    seed: int = 1,
+    malicious: float = 0.0,
+    malicious_kind: str = "mix",
+    crash_at: float | None = None,
+    crash_share: float = 0.3,
 ) -> dict[str, Any]:
     """Real node processes on loopback: a broadcaster of generated audio and ``peers`` listeners
     (random slots 0-3); during the run a share of them crash (SIGKILL) or leave (SIGTERM) and
-    as many new ones join. Figures come from the nodes' own status files."""
+    as many new ones join. Figures come from the nodes' own status files.
+
+    ``malicious``: that share of the listeners (first ones and replacements alike) runs an
+    adversary (``streamer listen --adversary KIND``, see streamerp2p.adversary; ``mix`` takes
+    the kinds in turn). ``crash_at``: that many seconds into the churn phase ``crash_share``
+    of the live listeners (honest and malicious) are killed at once, without replacement.
+    Every node logs the chunks it plays (seq, length, SHA-256); ``bad_bytes_delivered`` is
+    the audio bytes honest listeners played that differ from the broadcaster's chunk of that
+    seq (must be 0)."""
     import random as _random
     import signal as _signal
 
+    from .adversary import KINDS
+
+    if malicious_kind != "mix" and malicious_kind not in KINDS:
+        raise ValueError(f"malicious kind must be mix or one of {', '.join(KINDS)}")
     rng = _random.Random(seed)
     tmp = Path(tempfile.mkdtemp(prefix="streamer-swarm-"))
     procs: dict[str, NodeProcess] = {}
     spawned: dict[str, float] = {}
+    kinds: dict[str, str] = {}  # malicious listeners: their kind
     gone: set[str] = set()
+    crashed: list[str] = []
 
     def say(msg: str) -> None:
         if not as_json:
@@ -235,30 +260,57 @@ def run_swarm_bench(
     def spawn(name: str, link: Link) -> None:
         slots = rng.choice([0, 1, 2, 3])
         args = _listen_args(tmp, name, link, slots, tmp / f"{name}.json")
+        args += ["--chunk-log", str(tmp / f"{name}.chunks")]
+        live = [k for k in procs if k not in gone]
+        bad = sum(1 for k in live if k in kinds)
+        if malicious > 0 and bad < malicious * (len(live) + 1) - 1e-9:
+            n_bad = len(kinds)
+            kind = KINDS[n_bad % len(KINDS)] if malicious_kind == "mix" else malicious_kind
+            kinds[name] = kind
+            args += ["--adversary", kind]
         procs[name] = NodeProcess(args, name=name)
         spawned[name] = time.monotonic()
 
     wall0 = time.monotonic()
     try:
-        src = tone_broadcaster(tmp, "swarm", slots=2, status=tmp / "src.json")
+        src = tone_broadcaster(
+            tmp, "swarm", slots=2, status=tmp / "src.json", chunk_log=tmp / "src.chunks"
+        )
         link = Link.parse(src.value("link:"))
         for i in range(peers):
             spawn(f"p{i}", link)
             time.sleep(0.05)
         _wait_status(tmp / "src.json", lambda s: True, 15)
         time.sleep(min(8.0, seconds / 3))
-        say(f"{peers} listeners started; churn begins")
-        t_end = time.monotonic() + seconds
-        changes = max(1, int(peers * kill_share))
+        say(f"{peers} listeners started ({len(kinds)} malicious); churn begins")
+        t0 = time.monotonic()
+        t_end = t0 + seconds
+        changes = max(1, int(peers * kill_share)) if kill_share > 0 else 0
         interval = seconds / (changes + 1)
+        next_change = t0 + interval if changes else _INF
+        crash_due = t0 + crash_at if crash_at is not None else _INF
         n = peers
         st_src0 = read_status(tmp / "src.json")
         t_measure = time.monotonic()
-        while time.monotonic() < t_end:
-            time.sleep(min(interval, max(0.0, t_end - time.monotonic())))
-            if time.monotonic() >= t_end:
+        while True:
+            now = time.monotonic()
+            wake = min(next_change, crash_due, t_end)
+            if now < wake:
+                time.sleep(wake - now)
+                continue
+            if now >= t_end:
                 break
             live = [k for k in procs if k not in gone]
+            if now >= crash_due:
+                crash_due = _INF
+                victims = rng.sample(live, round(crash_share * len(live)))
+                for v in victims:
+                    procs[v].kill()
+                    gone.add(v)
+                crashed.extend(victims)
+                say(f"crash: {len(victims)} of {len(live)} listeners killed at once")
+                continue
+            next_change += interval
             victim = rng.choice(live)
             if rng.random() < 0.5:
                 procs[victim].kill()
@@ -272,6 +324,23 @@ def run_swarm_bench(
         figures = _swarm_figures(
             tmp, procs, spawned, gone, st_src0, st_src1, time.monotonic() - t_measure
         )
+        if malicious > 0 or crash_at is not None:
+            honest = {k: p for k, p in procs.items() if k not in kinds}
+            hf = _swarm_figures(tmp, honest, spawned, gone, None, None, 1.0)
+            figures.update(
+                {
+                    "honest_continuity": hf["continuity"],
+                    "honest_never_started": hf["never_started"],
+                    "malicious": malicious,
+                    "malicious_kind": malicious_kind,
+                    "malicious_peers": len(kinds),
+                    "crashed": len(crashed),
+                    "honest_nodes": _honest_stats(tmp, honest),
+                }
+            )
+        bad, checked = _bad_bytes(tmp, [k for k in procs if k not in kinds])
+        figures["bad_bytes_delivered"] = bad
+        figures["chunks_checked"] = checked  # (played by honest listeners, against the source)
         figures.update(
             {
                 "peers": peers,
@@ -288,6 +357,57 @@ def run_swarm_bench(
             p.kill()
         if "src" in locals():
             src.stop()
+
+
+_INF = float("inf")
+_HONEST_STATS = (
+    "bad_chunks",
+    "bad_seals",
+    "bad_records",
+    "bad_headers",
+    "banned",
+    "banned_dropped",
+    "rate_limited",
+    "starved",
+    "challenges",
+)
+
+
+def _honest_stats(tmp: Path, procs: dict[str, NodeProcess]) -> dict[str, int]:
+    """Summed over honest listeners' last status: what they caught and did about it."""
+    total = dict.fromkeys(_HONEST_STATS, 0)
+    for name in procs:
+        st = read_status(tmp / f"{name}.json")
+        if st is not None:
+            for k in _HONEST_STATS:
+                total[k] += int(st["stats"].get(k, 0))
+    return total
+
+
+def _read_chunks(path: Path) -> list[tuple[int, int, str]]:
+    out = []
+    try:
+        text = path.read_text()
+    except OSError:
+        return out
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:  # (a process killed mid-line leaves a short last line)
+            out.append((int(parts[0]), int(parts[1]), parts[2]))
+    return out
+
+
+def _bad_bytes(tmp: Path, names: list[str]) -> tuple[int, int]:
+    """Audio bytes the listeners ``names`` played that the broadcaster never sent as that
+    chunk (another payload, or a seq it did not produce), and the chunks checked."""
+    truth = {seq: digest for seq, _, digest in _read_chunks(tmp / "src.chunks")}
+    bad = checked = 0
+    for name in names:
+        for seq, length, digest in _read_chunks(tmp / f"{name}.chunks"):
+            checked += 1
+            if truth.get(seq) != digest:
+                bad += length
+    return bad, checked
 
 
 def _swarm_figures(

@@ -72,6 +72,21 @@ def node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--exit-after", type=float, default=None, help="Leave politely after this many seconds."
         ),
+        # test beds only (bench swarm): not for users, hence hidden
+        click.option(
+            "--chunk-log",
+            type=click.Path(path_type=Path),
+            default=None,
+            hidden=True,
+            help="Append 'seq length sha256' of every chunk played to this file.",
+        ),
+        click.option(
+            "--adversary",
+            type=click.Choice(["tamper", "drop", "lie", "flood"]),
+            default=None,
+            hidden=True,
+            help="Run a malicious node of this kind (streamerp2p.adversary): test beds only.",
+        ),
     ]
     for o in reversed(opts):
         fn = o(fn)
@@ -175,6 +190,8 @@ def _setup(ctx: click.Context, **overrides: Any) -> tuple[Any, Path, Any, NodeOp
     for f in plugins.failed:
         click.echo(f"warning: plugin {f.group}:{f.name} failed to load: {f.error}", err=True)
     http = overrides.pop("http", None)
+    chunk_log = overrides.pop("chunk_log", None)
+    adversary = overrides.pop("adversary", None)
     opts = NodeOptions.from_config(
         config,
         port=overrides.pop("port", None),
@@ -186,6 +203,8 @@ def _setup(ctx: click.Context, **overrides: Any) -> tuple[Any, Path, Any, NodeOp
     opts.seeds = list(dict.fromkeys([*opts.seeds, *seeds]))
     if http is not None:
         opts.http_host, opts.http_port = http
+    opts.chunk_log = chunk_log
+    opts.adversary = adversary or ""
     return config, sdir, plugins, opts
 
 
@@ -893,12 +912,53 @@ def bench_relay(children: int, seconds: float, tunes: int, as_json: bool) -> Non
     help="Share of the peers that crash or leave (and are replaced) during the run.",
 )
 @click.option("--seed", type=int, default=1, show_default=True)
+@click.option(
+    "--malicious",
+    type=click.FloatRange(0.0, 0.9),
+    default=0.0,
+    show_default=True,
+    help="Share of the listeners that run an adversary (replacements too).",
+)
+@click.option(
+    "--malicious-kind",
+    type=click.Choice(["tamper", "drop", "lie", "flood", "mix"]),
+    default="mix",
+    show_default=True,
+    help="What the malicious listeners do (mix: the kinds in turn).",
+)
+@click.option(
+    "--crash-at",
+    type=float,
+    default=None,
+    help="Seconds into the churn phase at which --crash-share of the listeners crash at once.",
+)
+@click.option("--crash-share", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
-def bench_swarm(peers: int, seconds: float, churn: float, seed: int, as_json: bool) -> None:
+def bench_swarm(
+    peers: int,
+    seconds: float,
+    churn: float,
+    seed: int,
+    malicious: float,
+    malicious_kind: str,
+    crash_at: float | None,
+    crash_share: float,
+    as_json: bool,
+) -> None:
     """Real node processes on loopback with a broadcaster of generated audio and churn."""
     from .bench import run_swarm_bench
 
-    run_swarm_bench(peers=peers, seconds=seconds, kill_share=churn, as_json=as_json, seed=seed)
+    run_swarm_bench(
+        peers=peers,
+        seconds=seconds,
+        kill_share=churn,
+        as_json=as_json,
+        seed=seed,
+        malicious=malicious,
+        malicious_kind=malicious_kind,
+        crash_at=crash_at,
+        crash_share=crash_share,
+    )
 
 
 @bench_group.command("nat")
