@@ -172,6 +172,7 @@ class App:
         self.left = anyio.Event()
         self.created = time.monotonic()
         self.first_audio_at: dict[bytes, float] = {}  # seconds after start
+        self.chunks_played: dict[bytes, int] = {}  # AudioData events, by station
         self.listeners: list[Callable[[ev.Event], None]] = []
         self._sent_headers: dict[bytes, bytes] = {}  # codec headers given to the node, by station
         self._broadcasts: dict[str, bytes] = {}  # mount ("*": any other) -> station id
@@ -494,6 +495,7 @@ class App:
 
     def _on_event(self, e: ev.Event) -> None:
         if isinstance(e, ev.AudioData):
+            self.chunks_played[e.station_id] = self.chunks_played.get(e.station_id, 0) + 1
             if self._chunk_log is not None:
                 digest = hashlib.sha256(e.payload).hexdigest()[:16]
                 self._chunk_log.write(f"{e.seq} {len(e.payload)} {digest}\n")
@@ -612,7 +614,8 @@ class App:
                     "depth": s.depth,
                     "children": [format_hostport(a) for a in s.children],
                     "head": s.head,
-                    "played": s.play_next,
+                    "played": s.play_next,  # (the next seq to play)
+                    "chunks_played": self.chunks_played.get(s.station_id, 0),
                     "first_audio_s": self.first_audio_at.get(s.station_id),
                 }
             )

@@ -11,11 +11,17 @@ player started with the node would).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+import signal
 import socket
 import statistics
+import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +221,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_swarm_bench(
+def run_swarm_bench(**kw: Any) -> dict[str, Any]:
+    """See :func:`_run_swarm_bench` (SIGTERM ends it as Ctrl-C does, killing the nodes)."""
+    with _exit_on_sigterm():
+        return _run_swarm_bench(**kw)
+
+
+def _run_swarm_bench(
     *,
     peers: int,
     seconds: float,
@@ -357,6 +369,20 @@ def run_swarm_bench(
             p.kill()
         if "src" in locals():
             src.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the bench as Ctrl-C does: its ``finally`` kills the node processes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 _INF = float("inf")
@@ -435,7 +461,7 @@ def _swarm_figures(
             startups.append(sess["first_audio_s"])
         s = st["stats"]
         skipped += s["skipped_chunks"]
-        played += max(0, sess["played"])
+        played += sess["chunks_played"]
         data_out += s["data_bytes_out"]
         bytes_out += s["bytes_out"]
         repairs += s["repairs_requested"]

@@ -56,7 +56,8 @@ def test_a_parent_that_drops_its_childrens_data_is_left_and_continuity_recovers(
     longest = _watch(r, evil, 30)
     # whoever the dropper took (at a join or moving up to it) left it within seconds
     starved = sum(r.node(a).stats.starved for a in r.listeners)
-    assert starved >= 1 and max(longest.values()) <= 8, longest
+    # (in about two seconds: it sent nothing of the start its ATTACH_OK promised)
+    assert starved >= 1 and max(longest.values()) <= 3, longest
     lost = [e for a in r.listeners for e in r.sim.peers[a].events if isinstance(e, ParentLost)]
     assert {e.reason for e in lost if e.parent == evil} == {"starving"}
     # nobody goes back while it is avoided, and everyone hears everything

@@ -155,6 +155,10 @@ class NodeConfig:
     starve_periods: int = 4
     starve_in_hand: float = 1.5
     starve_grace: float = 3.0  # after attaching (the cushion comes from helpers too)
+    # a new parent whose ATTACH_OK said it holds our start but that sent no chunk at all this
+    # long (an honest one pushes the first ones at once) is left and avoided as a starver
+    # without waiting for starve_periods: a dropper, found out in about two seconds
+    promise_wait: float = 1.5
     max_pending: int = 512
     max_backlog: float = 0.5  # seconds of queued upload beyond which repairs wait
     max_round_asks: int = 12  # JOIN_REQs per join round, referrals included
@@ -291,6 +295,8 @@ class Session:
     got_parent: int = 0
     parent_got: int = 0
     parent_since: float = 0.0
+    parent_promised: bool = False  # its ATTACH_OK said it holds chunks from our start on
+    parent_data: bool = False  # ... and it sent us a chunk since (one we had too counts)
     starve_streak: int = 0
     in_hand: float = 0.0
     window_end: float | None = None
@@ -1398,6 +1404,8 @@ class Node:
         sess.parent_leaving = False
         sess.parent_since = now
         sess.parent_got = sess.got = sess.got_parent = 0
+        sess.parent_promised = msg.head_seq != wire.FRESH and msg.head_seq >= msg.start_seq
+        sess.parent_data = False
         sess.starve_streak = 0
         sess.depth = _depth(msg.depth, msg.ancestors) + 1
         sess.ancestors = msg.ancestors | self._anc_bits
@@ -2016,6 +2024,7 @@ class Node:
             return
         if addr == sess.parent:
             sess.parent_last = now
+            sess.parent_data = True
         elif addr in sess.attach_targets or addr in sess.intents:
             self._lost_attach_ok(sess, addr, now)
         if not sess.started:
@@ -2662,6 +2671,17 @@ class Node:
         sess.parent_got += mine
         in_hand = sess.in_hand
         bad = False
+        if (
+            sess.parent_promised
+            and not sess.parent_data
+            and now - sess.parent_since >= max(cfg.promise_wait, 4 * sess.rtt)
+            and sess.record is not None
+            and sess.record.on_air
+        ):
+            # it said it holds our start and sent nothing of it: leave it now
+            sess.starve_streak = 0
+            self._lose_parent(sess, now, "starving")
+            return True
         if now - sess.parent_since >= cfg.starve_grace and sess.record is not None:
             if not sess.record.on_air:
                 pass  # nothing to deliver
