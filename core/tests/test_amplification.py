@@ -116,3 +116,35 @@ def test_a_request_flood_from_one_address_is_rate_limited_and_others_are_served(
     late = r.add_listener(9, hosts=[r.listeners[0]])
     r.run(5)
     assert r.node(late).sessions[r.sid[:4]].parent is not None
+
+
+def test_a_peer_asking_a_helper_for_everything_gets_a_few_chunks_a_second() -> None:
+    """A known host (not a child) that NACKs a relay for its whole history over and over is
+    served HELP_BURST chunks, then HELP_RATE per second: the relay's spare upload stays for
+    honest repairs."""
+    r = Radio(2, slots=2, source_slots=2)
+    r.add_listener(1)
+    r.run(8)
+    helper = r.listeners[0]
+    node = r.node(helper)
+    asker = ("10.9.0.8", 8466)
+    sink = Node(NodeConfig(slots=0, bandwidth_test=False), rng=random.Random(6))
+    sink.receive_datagram = lambda *a, **k: None  # type: ignore[method-assign]
+    r.sim.add(sink, asker, Link(delay=0.01))
+    node.validate(asker, r.sim.now)
+    node._learn(asker, b"\x03" * wire.ID_LEN, None, r.sim.now)  # (helpers serve known hosts)
+    got: list[bytes] = []
+
+    def count(src: object, dst: object, data: bytes) -> bool:
+        if src == helper and dst == asker and data[3] == wire.DATA:
+            got.append(data)
+        return False
+
+    r.sim.drop = count
+    low = node.sessions[r.sid[:4]].low
+    nack = wire.Nack(r.sid[:4], [(low + 16 * i, 16) for i in range(4)]).encode()
+    for _ in range(20):  # 10 s: ten NACKs a second, 64 chunks each
+        for _ in range(5):
+            r.sim.call(helper, lambda n, t: n.receive_datagram(nack, asker, t))
+            r.run(0.1)
+    assert 0 < len(got) <= 24 + 4 * 10 + 4, len(got)  # burst + rate, not 12,800 chunks

@@ -94,6 +94,11 @@ PEER_BURST = 60.0  # ... with this burst
 NODE_RATE = 2000.0  # requests per second in all
 NODE_BURST = 4000.0
 MAX_BUCKETS = 8192
+# Chunks a node sends as a helper (repairs for peers that are not its children) per requesting
+# address: a re-homed node asks three helpers for a gap of a few dozen chunks at most, while
+# one peer asking for everything would take all the spare upload honest repairs need
+HELP_RATE = 4.0  # chunks per second to one address...
+HELP_BURST = 24.0  # ... with this burst
 MAX_TOKENS = 1024  # tokens others gave us in OFFERs (echoed in ATTACH)
 # A parent that starves us (see NodeConfig.starve_periods) is avoided this long, doubling on
 # each new offence, up to STARVE_MAX_AVOID.
@@ -422,6 +427,7 @@ class Node:
         self._starvers: OrderedDict[Addr, int] = OrderedDict()  # parents left for starving us
         self._banned: OrderedDict[Addr, float] = OrderedDict()  # sender -> ignored until
         self._buckets: OrderedDict[Addr, list[float]] = OrderedDict()  # [tokens, at]
+        self._help_buckets: OrderedDict[Addr, list[float]] = OrderedDict()  # [chunks, at]
         self._node_bucket = [NODE_BURST, now]
         self.node_id = node_id or self.rng.randbytes(wire.ID_LEN)
         self._anc_bits = wire.ancestor_bits(self.node_id)
@@ -1665,8 +1671,23 @@ class Node:
             else:
                 self._serve(sess, addr, msg.ranges)
         elif addr in self.hosts:
-            # a helper request from a known host: only from spare upload, and fewer chunks
-            self._serve(sess, addr, msg.ranges, helper=True)
+            # a helper request from a known host: only from spare upload, fewer chunks, and
+            # no more than HELP_RATE per second to one address
+            b = self._help_buckets.get(addr)
+            if b is None:
+                b = self._help_buckets[addr] = [HELP_BURST, now]
+                if len(self._help_buckets) > MAX_BUCKETS:
+                    self._help_buckets.popitem(last=False)
+            else:
+                self._help_buckets.move_to_end(addr)
+                b[0] = min(HELP_BURST, b[0] + (now - b[1]) * HELP_RATE)
+                b[1] = now
+            if b[0] < 1.0:
+                self.stats.rate_limited += 1
+                return
+            served = self.stats.repairs_served
+            self._serve(sess, addr, msg.ranges, helper=True, limit=int(b[0]))
+            b[0] -= self.stats.repairs_served - served
         else:
             self.stats.unexpected += 1
 
@@ -2527,6 +2548,7 @@ class Node:
         *,
         push: int = 0,
         helper: bool = False,
+        limit: int = 16,
     ) -> None:
         """Send held chunks in ``ranges`` (and the seals covering them), at most a batch.
 
@@ -2535,7 +2557,7 @@ class Node:
         spare upload can send before it expires: the requester asks again elsewhere.
         """
         cfg = self.config
-        budget = 16 if helper else cfg.repair_batch
+        budget = min(16, limit) if helper else cfg.repair_batch
         if push:
             budget = push
         elif self._tx_rate:
