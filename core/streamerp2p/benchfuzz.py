@@ -164,6 +164,7 @@ def _wire_seeds() -> list[bytes]:
         wire.CStat(tag, nid, 1, 2, 100, 0),
         wire.Leave(tag, 500, [a4, a6]),
         wire.Detach(tag, nid),
+        wire.Report(tag, nid, nid[::-1]),
         wire.StationMsg(rec.encode()),
         wire.StationReq(sid),
         wire.CodecHdrReq(tag, b"h" * 16, 0),

@@ -35,6 +35,7 @@ def requests(sid: bytes) -> dict[str, bytes]:
         "STATION_REQ": wire.StationReq(sid).encode(),
         "CODEC_HDR_REQ": wire.CodecHdrReq(tag, b"\0" * 16, 0).encode(),
         "CSTAT": wire.CStat(tag, NID, 2, 2, 0, 0).encode(),
+        "REPORT": wire.Report(tag, NID, b"\x07" * wire.ID_LEN).encode(),
         "REACH_REQ": wire.ReachReq(7).encode(),
         "REACH_FWD": wire.ReachFwd(8, VICTIM).encode(),
         "PROXY_REQ": wire.ProxyReq(NID, None).encode(),
@@ -147,4 +148,4 @@ def test_a_peer_asking_a_helper_for_everything_gets_a_few_chunks_a_second() -> N
         for _ in range(5):
             r.sim.call(helper, lambda n, t: n.receive_datagram(nack, asker, t))
             r.run(0.1)
-    assert 0 < len(got) <= 24 + 4 * 10 + 4, len(got)  # burst + rate, not 12,800 chunks
+    assert 0 < len(got) <= 64 + 4 * 10 + 4, len(got)  # burst + rate, not 12,800 chunks

@@ -33,7 +33,7 @@ more_messages = st.one_of(
             st.just(total),
             st.integers(0, min(total, 5000)),
             st.binary(max_size=wire.HDR_FRAGMENT),
-        ).filter(lambda m: m.offset + len(m.chunk) <= m.total)
+        ).filter(lambda m: m.offset + len(m.data) <= m.total)
     ),
     st.builds(wire.Challenge, ids),
     st.builds(wire.Response, ids),

@@ -6,6 +6,7 @@ import random
 
 from simkit import FRAME, Radio, addr, frame
 from streamerp2p.adversary import Dropper, Liar
+from streamerp2p.overlay import wire
 from streamerp2p.overlay.events import ParentLost, Skipped
 from streamerp2p.overlay.node import Node, NodeConfig
 from streamerp2p.sim import Link
@@ -131,3 +132,51 @@ def test_sim_with_every_kind_of_adversary_and_a_crash_delivers_no_bad_byte() -> 
     counts = f["honest_nodes"]
     assert counts["bad_records"] and counts["banned"]  # tamperers caught
     assert f["honest_continuity"] is not None and f["honest_continuity"] > 0.5
+
+
+def test_children_starved_by_a_dropper_report_it_and_its_parent_cuts_it_off() -> None:
+    """The broadcaster's only slot goes to a dropper; the listeners that join under it starve,
+    leave it and tell the broadcaster (their backup); reports from two networks make the
+    broadcaster cut the dropper off and refuse it, and the listeners take its slot."""
+    r = Radio(12, slots=2, source_slots=1)
+    evil = _add(r, Dropper(NodeConfig(slots=3, bandwidth_test=False), rng=random.Random(5)), 1)
+    r.run(2)
+    src = r.node(r.src)
+    tag = r.sid[:4]
+    assert evil in src.sessions[tag].children
+    for i in (251, 501, 751):  # (three networks: reports count once per /24)
+        r.add_listener(i, slots=2)
+        r.run(0.3)
+    r.run(25)
+    assert sum(r.node(a).stats.reports_sent for a in r.listeners) >= 2
+    assert src.stats.expelled == 1
+    assert evil not in src.sessions[tag].children
+    assert r.parent(evil) != r.src  # refused when it asks again
+    # (it joins under a listener and takes children again until they find it out too)
+    r.run(15)
+    mark = {a: len(r.sim.peers[a].events) for a in r.listeners}
+    r.run(5)
+    for a in r.listeners:
+        assert r.parent(a) not in (None, evil)
+        assert _skipped_after(r, a, mark[a]) == 0, a
+        _played_frames_are_the_broadcasters(r, a)
+
+
+def test_a_report_about_a_node_that_is_not_our_child_is_ignored() -> None:
+    r = Radio(13, slots=2)
+    a = r.add_listener(1)
+    r.run(3)
+    src = r.node(r.src)
+    nid = r.node(a).node_id
+    for i, who in enumerate([("10.5.0.1", 8466), ("10.6.0.1", 8466)]):
+        src.validate(who, r.sim.now)
+        rep = wire.Report(r.sid[:4], bytes([i]) * 8, b"\x09" * 8).encode()  # not our child
+        r.sim.call(r.src, lambda n, t, d=rep, w=who: n.receive_datagram(d, w, t))
+    assert src.stats.reports_ignored == 2 and src.stats.expelled == 0
+    # one network's reports about a real child are not enough either
+    for i in range(3):
+        who = (f"10.7.0.{i + 1}", 8466)
+        src.validate(who, r.sim.now)
+        rep = wire.Report(r.sid[:4], bytes([i]) * 8, nid).encode()
+        r.sim.call(r.src, lambda n, t, d=rep, w=who: n.receive_datagram(d, w, t))
+    assert src.stats.expelled == 0 and a in src.sessions[r.sid[:4]].children

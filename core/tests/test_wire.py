@@ -95,6 +95,7 @@ messages = st.one_of(
         wire.Leave, tags, st.integers(0, 65535), st.lists(addrs, max_size=wire.MAX_REFERRALS)
     ),
     st.builds(wire.Detach, tags, ids),
+    st.builds(wire.Report, tags, ids, ids, st.integers(0, 255)),
     st.builds(wire.StationReq, sids),
 )
 

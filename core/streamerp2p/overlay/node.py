@@ -40,7 +40,7 @@ from .events import (
     StationUpdated,
     Tuned,
 )
-from .hosts import HostList, HostRec
+from .hosts import HostList, HostRec, prefix
 from .nat import Nat
 from .packer import Packer
 from .records import StationKey, StationRecord, Verifier, chunk_hash, tag_of
@@ -72,6 +72,7 @@ _CHALLENGED = frozenset(
         wire.StationReq,
         wire.CodecHdrReq,
         wire.ProxyReq,
+        wire.Report,
     }
 )
 VALID_FOR = 1800.0  # seconds an address stays validated (then it is challenged again)
@@ -98,12 +99,19 @@ MAX_BUCKETS = 8192
 # address: a re-homed node asks three helpers for a gap of a few dozen chunks at most, while
 # one peer asking for everything would take all the spare upload honest repairs need
 HELP_RATE = 4.0  # chunks per second to one address...
-HELP_BURST = 24.0  # ... with this burst
+HELP_BURST = 64.0  # ... with this burst (a new listener's cushion, ~45 chunks at 128 kbit/s)
 MAX_TOKENS = 1024  # tokens others gave us in OFFERs (echoed in ATTACH)
 # A parent that starves us (see NodeConfig.starve_periods) is avoided this long, doubling on
 # each new offence, up to STARVE_MAX_AVOID.
 STARVE_AVOID = 60.0
 STARVE_MAX_AVOID = 1200.0
+# A child reported by this many children of its own (from different networks: IPv4 /24, IPv6
+# /48) within REPORT_WINDOW s for starving them is cut off and refused as a child for
+# EXPEL_SECONDS: the bad relay is dropped from the tree instead of found out by each of its
+# children in turn (see _on_report)
+REPORTS_TO_EXPEL = 2
+REPORT_WINDOW = 60.0
+EXPEL_SECONDS = 600.0
 
 
 def _depth(depth: int, ancestors: int) -> int:
@@ -223,6 +231,9 @@ class Stats:
     nat_punch_failed: int = 0  # punches that never opened a path (the pair is avoided a while)
     bw_trains: int = 0  # packet trains sent to measure our upload
     starved: int = 0  # parents left because they delivered too little (droppers, liars)
+    reports_sent: int = 0  # ... and told their parent (our grandparent) so
+    reports_ignored: int = 0  # reports about a node that is not our child
+    expelled: int = 0  # children cut off because several of their children reported them
 
 
 @dataclass(slots=True)
@@ -425,6 +436,10 @@ class Node:
         self._countered: dict[Addr, float] = {}  # CHALLENGEs we sent back (once per 10 s)
         self._strikes: dict[Addr, int] = {}  # forged data received, by sender
         self._starvers: OrderedDict[Addr, int] = OrderedDict()  # parents left for starving us
+        # reports against our children: child addr -> {reporter's network: when}; and node ids
+        # of children we cut off for them (refused as children until then)
+        self._reports: dict[Addr, dict[str, float]] = {}
+        self._expelled: OrderedDict[bytes, float] = OrderedDict()
         self._banned: OrderedDict[Addr, float] = OrderedDict()  # sender -> ignored until
         self._buckets: OrderedDict[Addr, list[float]] = OrderedDict()  # [tokens, at]
         self._help_buckets: OrderedDict[Addr, list[float]] = OrderedDict()  # [chunks, at]
@@ -470,6 +485,7 @@ class Node:
             wire.CStat: self._on_cstat,
             wire.Leave: self._on_leave,
             wire.Detach: self._on_detach,
+            wire.Report: self._on_report,
             wire.StationMsg: self._on_station,
             wire.StationReq: self._on_station_req,
             wire.CodecHdrReq: self._on_codec_hdr_req,
@@ -1649,6 +1665,40 @@ class Node:
             del sess.children[addr]
             self._events.append(ChildLeft(sess.station_id, addr, child.node_id, "detach"))
 
+    def _on_report(self, msg: wire.Report, addr: Addr, now: float) -> None:
+        """A grandchild left its parent, our child, for starving it. Reports from
+        REPORTS_TO_EXPEL networks within REPORT_WINDOW s: cut that child off (LEAVE with no
+        grace) and refuse it as a child for EXPEL_SECONDS. A false report costs an honest
+        child one re-homing; it takes reporters in several networks (validated addresses:
+        reports are challenged like requests), and only ever about our own children."""
+        sess = self.sessions.get(msg.tag)
+        caddr = None
+        if sess is not None and msg.reason == wire.REPORT_STARVING:
+            for a, c in sess.children.items():
+                if c.node_id == msg.accused and a != addr:
+                    caddr = a
+                    break
+        if sess is None or caddr is None:
+            self.stats.reports_ignored += 1
+            return
+        for a in [a for a in self._reports if a not in sess.children]:
+            del self._reports[a]
+        seen = self._reports.setdefault(caddr, {})
+        for net in [n for n, t in seen.items() if now - t > REPORT_WINDOW]:
+            del seen[net]
+        seen[prefix(addr)] = now
+        if len(seen) < REPORTS_TO_EXPEL:
+            return
+        del self._reports[caddr]
+        child = sess.children.pop(caddr)
+        self._send(wire.Leave(sess.tag, 0, []).encode(), caddr)
+        self._events.append(ChildLeft(sess.station_id, caddr, child.node_id, "reported"))
+        self.stats.expelled += 1
+        self._expelled[child.node_id] = now + EXPEL_SECONDS
+        self._expelled.move_to_end(child.node_id)
+        while len(self._expelled) > MAX_BANNED:
+            self._expelled.popitem(last=False)
+
     def _on_nack(self, msg: wire.Nack, addr: Addr, now: float) -> None:
         sess = self.sessions.get(msg.tag)
         if sess is None:
@@ -1801,6 +1851,11 @@ class Node:
             if reason == "starving":
                 self._send(wire.Detach(sess.tag, self.node_id).encode(), old)
                 self.stats.starved += 1
+                if sess.backup is not None and sess.backup != old and sess.parent_id:
+                    # its parent feeds it: a few such reports and it drops it from the tree
+                    report = wire.Report(sess.tag, self.node_id, sess.parent_id)
+                    self._send(report.encode(), sess.backup)
+                    self.stats.reports_sent += 1
             n = self._starvers.get(old, 0) + 1
             self._starvers[old] = n
             self._starvers.move_to_end(old)
@@ -2474,6 +2529,8 @@ class Node:
             return True
         if self._above(sess, node_id) or addr == sess.parent:
             return False
+        if self._expelled and self._expelled.get(node_id, 0.0) > self._now:
+            return False  # its children reported it for starving them (see _on_report)
         self._drop_silent(sess, self._now, bool(flags & wire.ATTACH_ORPHAN))
         free = self._slots(sess) - sess.active_children()
         # the last free slot is kept for a child that can relay, so the tree can always grow

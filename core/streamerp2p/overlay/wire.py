@@ -39,6 +39,7 @@ PSTAT = 0x23
 CSTAT = 0x24
 LEAVE = 0x25
 DETACH = 0x26
+REPORT = 0x27  # child -> grandparent: "your child starved me" (see docs/protocol.md)
 STATION = 0x30
 STATION_REQ = 0x31
 CODEC_HDR_REQ = 0x32
@@ -642,6 +643,24 @@ class Detach:
         return header(DETACH) + self.tag + self.node_id
 
 
+REPORT_STARVING = 1
+
+
+@dataclass(slots=True)
+class Report:
+    """A node that left its parent for starving it tells the parent's parent (its backup)."""
+
+    tag: bytes
+    node_id: bytes  # the reporter
+    accused: bytes  # node id of the parent it left
+    reason: int = REPORT_STARVING
+
+    TYPE = REPORT
+
+    def encode(self) -> bytes:
+        return header(REPORT) + self.tag + self.node_id + self.accused + bytes([self.reason & 0xFF])
+
+
 @dataclass(slots=True)
 class StationMsg:
     record: bytes  # a signed station record (see records.py)
@@ -859,7 +878,8 @@ class BwReport:
 
 
 Message = (
-    HelloReq
+    Report
+    | HelloReq
     | Hello
     | JoinReq
     | Offer
@@ -924,6 +944,7 @@ _S_PSTAT = struct.Struct("!4sBI")
 _S_CSTAT = struct.Struct("!4s8sBBIB")
 _S_LEAVE = struct.Struct("!4sH")
 _S_DETACH = struct.Struct("!4s8s")
+_S_REPORT = struct.Struct("!4s8s8sB")
 _S_U32_ADDR_FAM = struct.Struct("!IB")
 _S_BW_TRAIN = struct.Struct("!IBB")
 _S_BW_REPORT = struct.Struct("!IBII")
@@ -1104,6 +1125,10 @@ def _dec_detach(data: bytes) -> Message:
     return Detach(*_S_DETACH.unpack_from(data, 4))
 
 
+def _dec_report(data: bytes) -> Message:
+    return Report(*_S_REPORT.unpack_from(data, 4))
+
+
 def _dec_station(data: bytes) -> Message:
     return StationMsg(data[4:])
 
@@ -1200,6 +1225,7 @@ _DECODERS = {
     CSTAT: _dec_cstat,
     LEAVE: _dec_leave,
     DETACH: _dec_detach,
+    REPORT: _dec_report,
     STATION: _dec_station,
     STATION_REQ: _dec_station_req,
     CODEC_HDR_REQ: _dec_codec_hdr_req,
