@@ -395,6 +395,8 @@ _HONEST_STATS = (
     "banned_dropped",
     "rate_limited",
     "starved",
+    "reports_sent",
+    "expelled",
     "challenges",
 )
 

@@ -521,6 +521,8 @@ _HONEST_COUNTS = (
     "banned_dropped",
     "rate_limited",
     "starved",
+    "reports_sent",
+    "expelled",
     "challenges",
 )
 

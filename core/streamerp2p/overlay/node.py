@@ -105,13 +105,15 @@ MAX_TOKENS = 1024  # tokens others gave us in OFFERs (echoed in ATTACH)
 # each new offence, up to STARVE_MAX_AVOID.
 STARVE_AVOID = 60.0
 STARVE_MAX_AVOID = 1200.0
-# A child reported by this many children of its own (from different networks: IPv4 /24, IPv6
-# /48) within REPORT_WINDOW s for starving them is cut off and refused as a child for
-# EXPEL_SECONDS: the bad relay is dropped from the tree instead of found out by each of its
+# A child reported by NodeConfig.expel_reports children of its own (from different networks:
+# IPv4 /24, IPv6 /48) within REPORT_WINDOW s for starving them is cut off and refused as a child
+# for EXPEL_SECONDS: the bad relay is dropped from the tree instead of found out by each of its
 # children in turn (see _on_report)
-REPORTS_TO_EXPEL = 2
 REPORT_WINDOW = 60.0
 EXPEL_SECONDS = 600.0
+# the promise rule (NodeConfig.promise_wait) waits until the parent's PSTAT head has moved
+# this many chunks past its ATTACH_OK head
+PROMISE_MOVED = 8
 
 
 def _depth(depth: int, ancestors: int) -> int:
@@ -169,9 +171,13 @@ class NodeConfig:
     starve_in_hand: float = 1.5
     starve_grace: float = 3.0  # after attaching (the cushion comes from helpers too)
     # a new parent whose ATTACH_OK said it holds our start but that sent no chunk at all this
-    # long (an honest one pushes the first ones at once) is left and avoided as a starver
-    # without waiting for starve_periods: a dropper, found out in about two seconds
+    # long, while its PSTATs say newer chunks reached it (an honest one pushes the first ones
+    # right after its ATTACH_OK), is left and avoided as a starver without waiting for
+    # starve_periods: a dropper, found out in about two seconds
     promise_wait: float = 1.5
+    # children of ours reported (REPORT) by this many networks' worth of their own children
+    # for starving them are cut off (see _on_report; 0: reports are ignored)
+    expel_reports: int = 2
     max_pending: int = 512
     max_backlog: float = 0.5  # seconds of queued upload beyond which repairs wait
     max_round_asks: int = 12  # JOIN_REQs per join round, referrals included
@@ -313,6 +319,10 @@ class Session:
     parent_since: float = 0.0
     parent_promised: bool = False  # its ATTACH_OK said it holds chunks from our start on
     parent_data: bool = False  # ... and it sent us a chunk since (one we had too counts)
+    promised_head: int = -1  # its head seq in that ATTACH_OK
+    parent_head: int = -1  # its head seq in its latest PSTAT
+    check_at: float = -1.0  # when _check_parent last ran (for the stream's rate since)
+    check_parent_head: int = -1  # parent_head then
     starve_streak: int = 0
     in_hand: float = 0.0
     window_end: float | None = None
@@ -1427,7 +1437,10 @@ class Node:
         sess.parent_since = now
         sess.parent_got = sess.got = sess.got_parent = 0
         sess.parent_promised = msg.head_seq != wire.FRESH and msg.head_seq >= msg.start_seq
+        sess.check_at = -1.0
+        sess.check_parent_head = -1
         sess.parent_data = False
+        sess.promised_head = sess.parent_head = msg.head_seq if sess.parent_promised else -1
         sess.starve_streak = 0
         sess.depth = _depth(msg.depth, msg.ancestors) + 1
         sess.ancestors = msg.ancestors | self._anc_bits
@@ -1667,13 +1680,13 @@ class Node:
 
     def _on_report(self, msg: wire.Report, addr: Addr, now: float) -> None:
         """A grandchild left its parent, our child, for starving it. Reports from
-        REPORTS_TO_EXPEL networks within REPORT_WINDOW s: cut that child off (LEAVE with no
+        ``expel_reports`` networks within REPORT_WINDOW s: cut that child off (LEAVE with no
         grace) and refuse it as a child for EXPEL_SECONDS. A false report costs an honest
         child one re-homing; it takes reporters in several networks (validated addresses:
         reports are challenged like requests), and only ever about our own children."""
         sess = self.sessions.get(msg.tag)
         caddr = None
-        if sess is not None and msg.reason == wire.REPORT_STARVING:
+        if sess is not None and msg.reason == wire.REPORT_STARVING and self.config.expel_reports:
             for a, c in sess.children.items():
                 if c.node_id == msg.accused and a != addr:
                     caddr = a
@@ -1687,7 +1700,7 @@ class Node:
         for net in [n for n, t in seen.items() if now - t > REPORT_WINDOW]:
             del seen[net]
         seen[prefix(addr)] = now
-        if len(seen) < REPORTS_TO_EXPEL:
+        if len(seen) < self.config.expel_reports:
             return
         del self._reports[caddr]
         child = sess.children.pop(caddr)
@@ -1779,6 +1792,8 @@ class Node:
         sess.depth = depth + 1
         sess.ancestors = ancestors
         sess.backup = msg.backup
+        if msg.head_seq != wire.FRESH:
+            sess.parent_head = msg.head_seq
         sess.parent_spare = msg.spare
         if msg.head_seq != wire.FRESH and msg.head_seq > sess.known_head:
             sess.known_head = msg.head_seq
@@ -2748,33 +2763,58 @@ class Node:
         got, mine = sess.got, sess.got_parent
         sess.got = sess.got_parent = 0
         sess.parent_got += mine
+        # chunks the stream produced in the period, by its timestamps (not by what reaches
+        # us: through a slow parent that comes at its pace)
+        expected = 0.0
+        if sess.check_at >= 0 and sess.head - 32 >= sess.low:
+            new, old = sess.history.get(sess.head), sess.history.get(sess.head - 32)
+            if new is not None and old is not None:
+                span = ((_SEQ_TS.unpack_from(new, 8)[1] - _SEQ_TS.unpack_from(old, 8)[1])
+                        & 0xFFFFFFFF) / 1000  # fmt: skip
+                if 0 < span < 60:
+                    expected = 32 / span * (now - sess.check_at)
+        sess.check_at = now
+        advanced = sess.parent_head - sess.check_parent_head if sess.check_parent_head >= 0 else 0
+        sess.check_parent_head = sess.parent_head
         in_hand = sess.in_hand
         bad = False
         if (
             sess.parent_promised
             and not sess.parent_data
+            and sess.parent_head >= sess.promised_head + PROMISE_MOVED
             and now - sess.parent_since >= max(cfg.promise_wait, 4 * sess.rtt)
             and sess.record is not None
             and sess.record.on_air
         ):
-            # it said it holds our start and sent nothing of it: leave it now
+            # it said it holds our start and sent nothing of it, and its status says newer
+            # chunks reached it since (not stalled itself, nor with a long uplink queue: that
+            # status would be behind the chunks it queued for us): leave it now
             sess.starve_streak = 0
             self._lose_parent(sess, now, "starving")
             return True
         if now - sess.parent_since >= cfg.starve_grace and sess.record is not None:
+            # it withholds (its status says the stream reaches it, yet it does not pass it
+            # on), or it trickles (sends, but well under the stream's rate): a parent whose
+            # own parent went away, or that lost chunks itself, has nothing new to send (its
+            # head stands still) until it has them and then sends them all at once, and
+            # helpers cover us meanwhile; at 2,000 peers that is common (without these two
+            # conditions the rule left thousands of honest parents)
+            withholds = advanced >= max(4, expected // 2) and mine * 2 < advanced
+            trickles = 0 < mine < 0.75 * expected
             if not sess.record.on_air:
                 pass  # nothing to deliver
-            elif got >= 4 and mine * 2 < got:
-                bad = True  # the stream reached us, mostly not through our parent
-            elif sess.playing:
+            elif sess.playing or (got >= 4 and mine * 2 < got):
+                if got >= 4 and mine * 2 < got:
+                    bad = withholds  # the stream reached us, mostly not through our parent
                 head = sess.history.get(sess.head)
-                if head is not None:
+                if sess.playing and head is not None:
                     ts = _SEQ_TS.unpack_from(head, 8)[1]
                     in_hand = sess.play_t0 + ((ts - sess.play_ts0) & 0xFFFFFFFF) / 1000 - now
                     # (not keeping up with the clock, or behind it: playout has nothing)
-                    bad = in_hand < cfg.starve_in_hand and (
+                    short = in_hand < cfg.starve_in_hand and (
                         in_hand < sess.in_hand - 0.25 or in_hand < 0
                     )
+                    bad = bad or (short and (withholds or trickles))
             elif sess.known_head >= 0 and not sess.parent_got:
                 bad = now - sess.parent_since > 2 * cfg.cushion_seconds  # nothing ever came
         sess.in_hand = in_hand
