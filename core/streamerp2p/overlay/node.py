@@ -2766,17 +2766,13 @@ class Node:
         # chunks the stream produced in the period, by its timestamps (not by what reaches
         # us: through a slow parent that comes at its pace)
         expected = 0.0
-        new = sess.history.get(sess.head)
-        if sess.check_at >= 0 and new is not None:
-            hist = sess.history
-            for back in range(32, 97):  # (a held chunk some 3-8 s before the newest one)
-                old = hist.get(sess.head - back)
-                if old is not None:
-                    span = ((_SEQ_TS.unpack_from(new, 8)[1] - _SEQ_TS.unpack_from(old, 8)[1])
-                            & 0xFFFFFFFF) / 1000  # fmt: skip
-                    if 0 < span < 60:
-                        expected = back / span * (now - sess.check_at)
-                    break
+        if sess.check_at >= 0 and sess.head - 32 >= sess.low:
+            new, old = sess.history.get(sess.head), sess.history.get(sess.head - 32)
+            if new is not None and old is not None:
+                span = ((_SEQ_TS.unpack_from(new, 8)[1] - _SEQ_TS.unpack_from(old, 8)[1])
+                        & 0xFFFFFFFF) / 1000  # fmt: skip
+                if 0 < span < 60:
+                    expected = 32 / span * (now - sess.check_at)
         sess.check_at = now
         advanced = sess.parent_head - sess.check_parent_head if sess.check_parent_head >= 0 else 0
         sess.check_parent_head = sess.parent_head
