@@ -1436,7 +1436,11 @@ class Node:
         sess.parent_leaving = False
         sess.parent_since = now
         sess.parent_got = sess.got = sess.got_parent = 0
-        sess.parent_promised = msg.head_seq != wire.FRESH and msg.head_seq >= msg.start_seq
+        # (not the broadcaster: it is never a dropper of its own station, and leaving it may
+        # leave us nobody to listen to)
+        sess.parent_promised = (
+            msg.head_seq != wire.FRESH and msg.head_seq >= msg.start_seq and msg.depth > 0
+        )
         sess.check_at = -1.0
         sess.check_parent_head = -1
         sess.parent_data = False
