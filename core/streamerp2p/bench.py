@@ -32,6 +32,7 @@ from .link import Link
 from .overlay.node import NodeConfig
 from .plugins import load_plugins
 from .procs import NodeProcess, read_status
+from .simrun import _HONEST_COUNTS
 
 
 def _listen_args(tmp: Path, name: str, link: object, slots: int, status: Path) -> list[str]:
@@ -386,19 +387,7 @@ def _exit_on_sigterm() -> Iterator[None]:
 
 
 _INF = float("inf")
-_HONEST_STATS = (
-    "bad_chunks",
-    "bad_seals",
-    "bad_records",
-    "bad_headers",
-    "banned",
-    "banned_dropped",
-    "rate_limited",
-    "starved",
-    "reports_sent",
-    "expelled",
-    "challenges",
-)
+_HONEST_STATS = _HONEST_COUNTS  # (the simulator's honest-node counters: the same figures)
 
 
 def _honest_stats(tmp: Path, procs: dict[str, NodeProcess]) -> dict[str, int]:

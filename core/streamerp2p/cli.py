@@ -40,6 +40,46 @@ def _hostport(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         raise click.BadParameter(str(exc)) from exc
 
 
+def hostile_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--malicious, --malicious-kind, --crash-at, --crash-share (sim and bench swarm)."""
+    opts = [
+        click.option(
+            "--malicious",
+            type=click.FloatRange(0.0, 0.9),
+            default=0.0,
+            show_default=True,
+            help="Share of the peers that are malicious, replacements too (not counted in "
+            "honest_continuity).",
+        ),
+        click.option(
+            "--malicious-kind",
+            type=click.Choice(["tamper", "drop", "lie", "flood", "mix"]),
+            default="mix",
+            show_default=True,
+            help="tamper: forged chunks, seals, records; drop: takes children, sends no audio; "
+            "lie: claims 3 slots and depth 0; flood: requests, garbage, fake hosts; mix: all "
+            "in turn.",
+        ),
+        click.option(
+            "--crash-at",
+            type=float,
+            default=None,
+            help="Seconds (sim: of the run; bench swarm: into the churn phase) at which "
+            "--crash-share of the live peers crash at once.",
+        ),
+        click.option(
+            "--crash-share",
+            type=click.FloatRange(0.0, 1.0),
+            default=0.3,
+            show_default=True,
+            help="Share of the live peers crashing at --crash-at.",
+        ),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
+
+
 def node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options every node-running command takes."""
     opts = [
@@ -799,31 +839,7 @@ def stations_cmd(
     show_default=True,
     help="Sigma of the lognormal session lengths.",
 )
-@click.option(
-    "--malicious",
-    type=click.FloatRange(0.0, 0.9),
-    default=0.0,
-    show_default=True,
-    help="Share of the peers that are malicious (not counted in honest_continuity).",
-)
-@click.option(
-    "--malicious-kind",
-    type=click.Choice(["tamper", "drop", "lie", "flood", "mix"]),
-    default="mix",
-    show_default=True,
-    help="tamper: forged chunks, seals, records; drop: takes children, sends no audio; lie: "
-    "claims 3 slots and depth 0; flood: requests, garbage, fake hosts; mix: all in turn.",
-)
-@click.option(
-    "--crash-at", type=float, default=None, help="Seconds: a share of the peers crashes at once."
-)
-@click.option(
-    "--crash-share",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.3,
-    show_default=True,
-    help="Share of the live peers crashing at --crash-at.",
-)
+@hostile_options
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
 @click.option(
     "--plot",
@@ -912,27 +928,7 @@ def bench_relay(children: int, seconds: float, tunes: int, as_json: bool) -> Non
     help="Share of the peers that crash or leave (and are replaced) during the run.",
 )
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option(
-    "--malicious",
-    type=click.FloatRange(0.0, 0.9),
-    default=0.0,
-    show_default=True,
-    help="Share of the listeners that run an adversary (replacements too).",
-)
-@click.option(
-    "--malicious-kind",
-    type=click.Choice(["tamper", "drop", "lie", "flood", "mix"]),
-    default="mix",
-    show_default=True,
-    help="What the malicious listeners do (mix: the kinds in turn).",
-)
-@click.option(
-    "--crash-at",
-    type=float,
-    default=None,
-    help="Seconds into the churn phase at which --crash-share of the listeners crash at once.",
-)
-@click.option("--crash-share", type=click.FloatRange(0.0, 1.0), default=0.3, show_default=True)
+@hostile_options
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
 def bench_swarm(
     peers: int,
