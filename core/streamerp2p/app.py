@@ -217,8 +217,21 @@ class App:
 
     def tune(self, link: Link) -> StationOutput:
         sid = link.station_id
+        fresh = sid not in self.outputs
         out = self._output(sid, StationMeta(name=link.name))
         self.node.tune(sid, list(link.seeds) + self.opts.seeds, self.now())
+        sess = self.node.sessions.get(sid[:4])
+        if fresh and sess is not None and sess.station_id == sid:
+            # tuned again while the node was still leaving (see Node.tune): it stays in the
+            # tree, and the new output gets what the node already knows of the station
+            rec = sess.record
+            if rec is not None:
+                out.set_meta(rec.meta)
+                out.set_rejoin(self._rejoin(rec.meta.codec))
+                if rec.title:
+                    out.set_title(rec.title)
+            if sess.codec_headers:
+                out.set_headers(sess.codec_headers)
         self.runtime.poke()
         return out
 

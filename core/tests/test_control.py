@@ -112,6 +112,14 @@ async def test_broadcast_tune_states_titles_stop_and_settings(tmp_path: Path) ->
         assert row["tuned"] and not row["broadcasting"] and row["name"] == "Control FM"
         b = src.snapshot()["broadcasts"][0]
         assert b["tree"]["children"] and b["title"] == "T1"
+        # stop and tune again at once (two clicks, before the node's next tick): it plays on,
+        # and the new output knows the station (name, title) without waiting for gossip
+        lst.stop()
+        assert lst.tune(st["link"]) == sid
+        snap = await wait_for(lst, playing, 10)
+        assert snap["tuned"]["title"] == "T1" and snap["tuned"]["tree"]["parent"] == tree["parent"]
+        out = lst_app.outputs[src_app.station_for_mount("/live")]
+        assert out.title == "T1" and out.meta.name == "Control FM"
         # stop: not tuned any more, and the broadcaster loses its child
         lst.stop()
         assert lst.snapshot()["tuned"] is None

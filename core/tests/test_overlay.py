@@ -694,3 +694,42 @@ def test_a_relay_that_alters_chunks_is_banned_and_routed_around_with_no_bad_byte
     r.sim.call(evil, lambda n, tt: n.receive_datagram(b"", evil, tt))  # (keeps it busy)
     r.sim.call(honest, lambda n, tt: n.receive_datagram(wire.Punch(b"x" * 8).encode(), evil, tt))
     assert node.stats.banned_dropped == dropped + 1
+
+
+def test_tuning_again_while_the_old_session_is_still_leaving_plays_again() -> None:
+    """Stop and tune in again at once (one click after another, before the node's next tick):
+    the new tune is not lost in the old session's polite leave: the session stays, with its
+    buffer and its parent, and plays on without a gap."""
+    r = build(seed=3, n=3)
+    a = next(x for x in r.listeners if r.node(x).sessions[r.sid[:4]].children)
+    before = len(r.frame_numbers(a))
+    assert before
+
+    def again(n: Node, t: float) -> None:
+        n.untune(r.sid, t)
+        n.tune(r.sid, [r.src], t)
+
+    r.sim.call(a, again)
+    sess = r.node(a).sessions[r.sid[:4]]
+    assert not sess.leaving
+    r.run(4)
+    assert r.node(a).sessions[r.sid[:4]] is sess and sess.playing
+    assert len(r.frame_numbers(a)) > before + 100  # (4 s of 38 frames a second, less a cushion)
+    # its children were told to go and re-home (here the broadcaster has one slot: a child
+    # may wait for it a few seconds, on its cushion); everyone plays on without a gap
+    r.run(8)
+    for x in r.listeners:
+        assert r.node(x).sessions[r.sid[:4]].playing
+        root_path(r, x)
+        contiguous(r, x)
+        assert r.node(x).stats.skipped_chunks == 0
+    assert r.parent(a) == r.src  # (its slot kept: not dropped as a child that left)
+
+
+def test_untune_ends_a_childless_session_at_once() -> None:
+    r = build(seed=3, n=3)
+    a = next(x for x in r.listeners if not r.node(x).sessions[r.sid[:4]].children)
+    r.sim.call(a, lambda n, t: n.untune(r.sid, t))
+    assert r.node(a).get_timer() <= r.sim.now  # (the leave goes out on the next tick: now)
+    r.run(0.01, step=0.01)
+    assert r.sid[:4] not in r.node(a).sessions

@@ -654,7 +654,19 @@ class Node:
     def tune(self, station_id: bytes, hosts: Iterable[Addr], now: float) -> None:
         """Start receiving a station; ``hosts`` are worth asking first (from a link)."""
         tag = tag_of(station_id)
-        if tag in self.sessions:
+        old = self.sessions.get(tag)
+        if old is not None:
+            if old.leaving and not old.is_source:
+                # stopped a moment ago and still leaving politely: stay. The parent marked us
+                # as leaving: attaching again keeps our slot (see _accept_child; its answer is
+                # a repeated one). Our children, told to go, are fed until they have moved.
+                old.leaving = False
+                if old.parent is not None:
+                    from_seq = old.contig if old.started else wire.FRESH
+                    token = self._tokens.get(old.parent, b"")
+                    slots = self._slots(old)
+                    att = wire.Attach(station_id, self.node_id, from_seq, slots, 0, token)
+                    self._send(att.encode(), old.parent)
             return
         sess = Session(station_id=station_id, tag=tag, seeking=True)
         sess.hosts = list(dict.fromkeys(hosts))
@@ -667,6 +679,7 @@ class Node:
         sess = self.sessions.get(tag_of(station_id))
         if sess is not None and not sess.is_source:
             self._start_leave(sess, now)
+            self._next_tick = min(self._next_tick, now)  # (done on the next tick if childless)
 
     def start_broadcast(
         self, key: StationKey, meta: StationMeta, now: float, *, wall_ms: int | None = None
