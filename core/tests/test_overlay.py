@@ -9,7 +9,9 @@ import random
 import struct
 from dataclasses import replace
 
+import pytest
 from simkit import FRAME, FRAME_DT, Radio, addr, frame
+from streamerp2p.overlay import node as node_module
 from streamerp2p.overlay import wire
 from streamerp2p.overlay.events import AudioData, ChildLeft, CodecHeaders, LeaveComplete, Tuned
 from streamerp2p.overlay.node import Node, NodeConfig, headers_hash
@@ -733,3 +735,42 @@ def test_untune_ends_a_childless_session_at_once() -> None:
     assert r.node(a).get_timer() <= r.sim.now  # (the leave goes out on the next tick: now)
     r.run(0.01, step=0.01)
     assert r.sid[:4] not in r.node(a).sessions
+
+
+def test_a_re_homing_node_asks_the_broadcaster_only_if_it_is_its_grandparent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every listener's link names the broadcaster: in a large audience re-homing nodes asking
+    it all would take its spare upload (its one slot is taken anyway). Only a node whose
+    grandparent it is (an orphan of its child) asks it in its first join rounds."""
+    monkeypatch.setattr(node_module, "SOURCE_SKIP_AUDIENCE", 4)  # (6 listeners: "large")
+    r = build(n=6)
+    sid4 = r.sid[:4]
+    joins: list[tuple[tuple[str, int], float]] = []
+
+    def watch(src: tuple[str, int], dst: tuple[str, int], data: bytes) -> bool:
+        if dst == r.src and data[3] == wire.JOIN_REQ:
+            joins.append((src, r.sim.now))
+        return False  # (nothing dropped)
+
+    r.sim.drop = watch
+    deep = next(a for a in r.listeners if r.depth(a) >= 3 and r.node(a).sessions[sid4].children)
+    orphans = list(r.node(deep).sessions[sid4].children)
+    assert all(r.node(o).sessions[sid4].source == r.src for o in orphans)
+    r.sim.kill(deep)
+    t = r.sim.now
+    r.run(6)
+    for o in orphans:
+        assert any(isinstance(e, Tuned) and e.rehome for e in r.sim.peers[o].events)
+        assert not [j for j in joins if j[0] == o and j[1] >= t]  # (its grandparent was not it)
+    top = next(a for a in r.listeners if r.parent(a) == r.src)
+    kids = list(r.node(top).sessions[sid4].children)
+    assert kids and all(r.node(k).sessions[sid4].backup == r.src for k in kids)
+    r.sim.kill(top)
+    t = r.sim.now
+    r.run(6)
+    assert any(j[0] in kids and j[1] >= t for j in joins)  # orphans of its child: they ask it
+    for a in r.listeners:
+        if a not in (deep, top):
+            assert r.node(a).sessions[sid4].playing
+            root_path(r, a)

@@ -114,6 +114,10 @@ EXPEL_SECONDS = 600.0
 # the promise rule (NodeConfig.promise_wait) waits until the parent's PSTAT head has moved
 # this many chunks past its ATTACH_OK head
 PROMISE_MOVED = 8
+# a re-homing node asks the broadcaster only in its join rounds after this many (see _join_round)
+SOURCE_ASK_ROUNDS = 3
+SOURCE_SKIP_AUDIENCE = 300  # ... when it knows this many hosts tuned to the station
+PREEMPT_RELAYS = True  # hard preemption may displace a child with children (False: tried, worse)
 
 
 def _depth(depth: int, ancestors: int) -> int:
@@ -289,6 +293,7 @@ class Session:
     parent_last: float = 0.0
     parent_leaving: bool = False
     backup: Addr | None = None
+    source: Addr | None = None  # the broadcaster (its OFFER said so): see _join_round
     depth: int = 0
     ancestors: int = 0  # Bloom filter of root .. this node (wire.ancestor_bits)
     children: dict[Addr, Child] = field(default_factory=dict)
@@ -1242,9 +1247,14 @@ class Node:
             a = self.hosts.random()
             if a is not None:
                 others.append(a)
+        # re-homing: not the broadcaster (unless it is our grandparent, or nobody else had
+        # room for a while). Its one slot is taken; it is in every listener's link, and its
+        # OFFERs to every re-homing node would take the spare upload its repairs need (at
+        # 2,000 listeners, about a third of the stream's rate)
+        skip = self._source_skip(sess)
         sent = 0
         for a in dict.fromkeys(likely + others):
-            if a == sess.parent or self._is_dead(sess, a, now):
+            if a == sess.parent or a == skip or self._is_dead(sess, a, now):
                 continue
             if now - sess.asked.get(a, -1e9) < 1.0:
                 continue  # asked just now (one unanswered a second ago is asked again: lost)
@@ -1255,6 +1265,21 @@ class Node:
             sent += 1
             if sent >= 8:
                 break
+
+    def _source_skip(self, sess: Session) -> Addr | None:
+        """The broadcaster's address while a re-homing node should not ask it (see
+        _join_round), else None. Only in a large audience: in a small one its OFFERs cost
+        little, and it is the one node sure to hold every chunk and to be honest."""
+        if (
+            sess.source is None
+            or not sess.started
+            or sess.rounds > SOURCE_ASK_ROUNDS
+            or sess.source == sess.backup
+        ):
+            return None
+        if self.hosts.tuned_count(sess.tag) < SOURCE_SKIP_AUDIENCE:
+            return None
+        return sess.source
 
     def _lan_found(self, lan: Addr, now: float) -> None:
         """A new LAN neighbour (at ``lan``): if it is on a station we are fed from outside the
@@ -1337,6 +1362,8 @@ class Node:
             if len(self._tokens) > MAX_TOKENS:
                 self._tokens.popitem(last=False)
         in_tree = bool(msg.flags & wire.OFFER_IN_TREE)
+        if msg.flags & wire.OFFER_SOURCE and in_tree:
+            sess.source = addr
         if msg.bitrate and not sess.bitrate_hint:
             sess.bitrate_hint = msg.bitrate
         self._learn(addr, msg.node_id, sess.tag if in_tree else None, now, msg.slots)
@@ -1360,6 +1387,7 @@ class Node:
             if sess.seeking and usable and sess.window_end is None:
                 sess.window_end = now + self.config.offer_window
         if sess.seeking:
+            skip = self._source_skip(sess)
             for ref in msg.referrals:
                 if sess.round_asks >= self.config.max_round_asks:
                     break  # enough for this round: the next one comes after a backoff
@@ -1368,6 +1396,7 @@ class Node:
                     ref not in sess.asked
                     and not fresh
                     and ref != sess.parent
+                    and ref != skip
                     and not self._is_dead(sess, ref, now)
                     and self.nat.can_reach(ref)
                 ):
@@ -1533,8 +1562,9 @@ class Node:
             sess.dead[addr] = now + 10.0
         if not sess.seeking:
             return  # a reshuffle attempt that did not work out: stay where we are
+        skip = self._source_skip(sess)
         for ref in msg.referrals:
-            if ref != sess.parent and not self._is_dead(sess, ref, now):
+            if ref != sess.parent and ref != skip and not self._is_dead(sess, ref, now):
                 self._ask(sess, ref, now)
         if not self._attach_best(sess, now):
             sess.next_round = min(sess.next_round, now + 0.05)
@@ -2579,7 +2609,11 @@ class Node:
                 # it goes at once and its cushion covers the move (repaired from the new parent)
                 if self._can_overlap(sess):
                     self._redirect(sess, waddr, wchild, [addr], self.config.redirect_grace)
-                elif not flags & wire.ATTACH_GENTLE and self.config.hard_preempt:
+                elif (
+                    not flags & wire.ATTACH_GENTLE
+                    and self.config.hard_preempt
+                    and (PREEMPT_RELAYS or wchild.free >= wchild.slots)
+                ):
                     del sess.children[waddr]
                     self._events.append(
                         ChildLeft(sess.station_id, waddr, wchild.node_id, "redirect")
