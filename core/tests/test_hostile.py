@@ -180,3 +180,16 @@ def test_a_report_about_a_node_that_is_not_our_child_is_ignored() -> None:
         rep = wire.Report(r.sid[:4], bytes([i]) * 8, nid).encode()
         r.sim.call(r.src, lambda n, t, d=rep, w=who: n.receive_datagram(d, w, t))
     assert src.stats.expelled == 0 and a in src.sessions[r.sid[:4]].children
+
+
+def test_the_broadcasters_child_never_leaves_it_as_a_starver() -> None:
+    """A broadcaster whose uplink carries less than its stream trickles to its child; the child
+    has nobody better (nobody else holds the stream) and leaving it, avoided a minute, would
+    cut the whole tree off: the starving check spares it (as the promise rule does)."""
+    r = Radio(21, slots=2, source_slots=1, link=Link(delay=0.01))
+    r.sim.peers[r.src].link = Link(delay=0.01, upload_bps=60_000)  # (under half the stream)
+    a = r.add_listener(1)
+    r.run(30)
+    lost = [e for e in r.sim.peers[a].events if isinstance(e, ParentLost)]
+    assert not [e for e in lost if e.reason == "starving"], lost
+    assert r.parent(a) == r.src and r.node(a).stats.starved == 0

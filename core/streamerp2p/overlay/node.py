@@ -2843,7 +2843,14 @@ class Node:
             sess.starve_streak = 0
             self._lose_parent(sess, now, "starving")
             return True
-        if now - sess.parent_since >= cfg.starve_grace and sess.record is not None:
+        if (
+            now - sess.parent_since >= cfg.starve_grace
+            and sess.record is not None
+            and sess.depth > 1
+        ):
+            # (never the broadcaster, our parent when we are at depth 1 by its ancestor
+            # filter: it is no dropper of its own station, and its child leaving it as a
+            # starver, avoided a minute, would cut the whole tree off)
             # it withholds (its status says the stream reaches it, yet it does not pass it
             # on), or it trickles (sends, but well under the stream's rate): a parent whose
             # own parent went away, or that lost chunks itself, has nothing new to send (its
