@@ -3,6 +3,7 @@ and one with malicious listeners and a crash of a third of the listeners at once
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -49,4 +50,18 @@ def test_swarm_with_tamperers_and_a_crash_plays_only_the_stations_audio() -> Non
 def test_bad_bytes_counts_what_differs_from_the_broadcaster(tmp_path: Path) -> None:
     (tmp_path / "src.chunks").write_text("1 100 aa\n2 100 bb\n3 100 cc\n")
     (tmp_path / "a.chunks").write_text("1 100 aa\n2 90 xx\n9 50 dd\n3 1")  # (cut last line)
-    assert _bad_bytes(tmp_path, ["a"]) == (140, 3)
+    assert _bad_bytes(tmp_path, ["a"], wait=0.2) == (140, 3)
+
+
+def test_bad_bytes_waits_for_the_broadcasters_log_to_catch_up(tmp_path: Path) -> None:
+    """The broadcaster logs a chunk as it is sealed, a moment after it went out: a listener
+    may have logged it first (a CI failure: 5,014 "bad" bytes in an honest swarm)."""
+    src = tmp_path / "src.chunks"
+    src.write_text("1 100 aa\n")
+    (tmp_path / "a.chunks").write_text("1 100 aa\n2 100 bb\n")
+    timer = threading.Timer(0.3, lambda: src.write_text("1 100 aa\n2 100 bb\n"))
+    timer.start()
+    try:
+        assert _bad_bytes(tmp_path, ["a"], wait=5.0) == (0, 2)
+    finally:
+        timer.cancel()

@@ -414,13 +414,24 @@ def _read_chunks(path: Path) -> list[tuple[int, int, str]]:
     return out
 
 
-def _bad_bytes(tmp: Path, names: list[str]) -> tuple[int, int]:
+def _bad_bytes(tmp: Path, names: list[str], wait: float = 5.0) -> tuple[int, int]:
     """Audio bytes the listeners ``names`` played that the broadcaster never sent as that
     chunk (another payload, or a seq it did not produce), and the chunks checked."""
-    truth = {seq: digest for seq, _, digest in _read_chunks(tmp / "src.chunks")}
+    played = [_read_chunks(tmp / f"{name}.chunks") for name in names]
+    newest = max((c[-1][0] for c in played if c), default=-1)
+    # the broadcaster's log is read after the listeners' (it is written as its chunks are
+    # sealed, a moment after they go out: a listener may log a chunk first), and once it
+    # reaches the newest chunk a listener played (or after a few seconds)
+    deadline = time.monotonic() + wait
+    while True:
+        src = _read_chunks(tmp / "src.chunks")
+        if (src and src[-1][0] >= newest) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    truth = {seq: digest for seq, _, digest in src}
     bad = checked = 0
-    for name in names:
-        for seq, length, digest in _read_chunks(tmp / f"{name}.chunks"):
+    for chunks in played:
+        for seq, length, digest in chunks:
             checked += 1
             if truth.get(seq) != digest:
                 bad += length
