@@ -30,7 +30,7 @@ from .link import Link, format_hostport
 from .output import StationOutput
 from .overlay import events as ev
 from .overlay.node import Node, NodeConfig
-from .overlay.records import StationKey, encode_station_id
+from .overlay.records import StationKey, StationRecord, encode_station_id
 from .overlay.wire import Addr
 from .plugins import PluginHost
 from .runtime import UdpRuntime
@@ -224,12 +224,8 @@ class App:
         if fresh and sess is not None and sess.station_id == sid:
             # tuned again while the node was still leaving (see Node.tune): it stays in the
             # tree, and the new output gets what the node already knows of the station
-            rec = sess.record
-            if rec is not None:
-                out.set_meta(rec.meta)
-                out.set_rejoin(self._rejoin(rec.meta.codec))
-                if rec.title:
-                    out.set_title(rec.title)
+            if sess.record is not None:
+                self._apply_record(out, sess.record, title=bool(sess.record.title))
             if sess.codec_headers:
                 out.set_headers(sess.codec_headers)
         self.runtime.poke()
@@ -281,6 +277,14 @@ class App:
             if self.http is not None:
                 self.http.add(out)
         return out
+
+    def _apply_record(self, out: StationOutput, rec: StationRecord, *, title: bool) -> None:
+        """A station record's info for an output (its title too if ``title``)."""
+        out.set_meta(rec.meta)
+        if out.rejoin is None:
+            out.set_rejoin(self._rejoin(rec.meta.codec))
+        if title:
+            out.set_title(rec.title)
 
     def _rejoin(self, codec_name: str) -> Callable[[], Rewriter] | None:
         """``CodecSpec.rejoin`` of the codec called ``codec_name`` (None if unknown or none)."""
@@ -529,11 +533,7 @@ class App:
             sid = rec.station_id
             out = self.outputs.get(sid)
             if out is not None:
-                out.set_meta(rec.meta)
-                if out.rejoin is None:
-                    out.set_rejoin(self._rejoin(rec.meta.codec))
-                if e.title_changed:
-                    out.set_title(rec.title)
+                self._apply_record(out, rec, title=e.title_changed)
             if sid not in self._broadcasts.values():
                 self._metas[sid] = rec.meta
                 if out is not None and self._on_air.get(sid, True) != rec.on_air:

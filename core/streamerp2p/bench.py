@@ -387,16 +387,15 @@ def _exit_on_sigterm() -> Iterator[None]:
 
 
 _INF = float("inf")
-_HONEST_STATS = _HONEST_COUNTS  # (the simulator's honest-node counters: the same figures)
 
 
 def _honest_stats(tmp: Path, procs: dict[str, NodeProcess]) -> dict[str, int]:
     """Summed over honest listeners' last status: what they caught and did about it."""
-    total = dict.fromkeys(_HONEST_STATS, 0)
+    total = dict.fromkeys(_HONEST_COUNTS, 0)
     for name in procs:
         st = read_status(tmp / f"{name}.json")
         if st is not None:
-            for k in _HONEST_STATS:
+            for k in _HONEST_COUNTS:
                 total[k] += int(st["stats"].get(k, 0))
     return total
 

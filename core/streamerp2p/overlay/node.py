@@ -117,7 +117,6 @@ PROMISE_MOVED = 8
 # a re-homing node asks the broadcaster only in its join rounds after this many (see _join_round)
 SOURCE_ASK_ROUNDS = 3
 SOURCE_SKIP_AUDIENCE = 300  # ... when it knows this many hosts tuned to the station
-PREEMPT_RELAYS = True  # hard preemption may displace a child with children (False: tried, worse)
 
 
 def _depth(depth: int, ancestors: int) -> int:
@@ -666,7 +665,7 @@ class Node:
                 # as leaving: attaching again keeps our slot (see _accept_child; its answer is
                 # a repeated one). Our children, told to go, are fed until they have moved.
                 old.leaving = False
-                if old.parent is not None:
+                if old.parent is not None:  # (not _send_attach: no new parent to wait for)
                     from_seq = old.contig if old.started else wire.FRESH
                     token = self._tokens.get(old.parent, b"")
                     slots = self._slots(old)
@@ -2609,11 +2608,7 @@ class Node:
                 # it goes at once and its cushion covers the move (repaired from the new parent)
                 if self._can_overlap(sess):
                     self._redirect(sess, waddr, wchild, [addr], self.config.redirect_grace)
-                elif (
-                    not flags & wire.ATTACH_GENTLE
-                    and self.config.hard_preempt
-                    and (PREEMPT_RELAYS or wchild.free >= wchild.slots)
-                ):
+                elif not flags & wire.ATTACH_GENTLE and self.config.hard_preempt:
                     del sess.children[waddr]
                     self._events.append(
                         ChildLeft(sess.station_id, waddr, wchild.node_id, "redirect")
