@@ -515,7 +515,9 @@ class App:
             self.chunks_played[e.station_id] = self.chunks_played.get(e.station_id, 0) + 1
             if self._chunk_log is not None:
                 digest = hashlib.sha256(e.payload).hexdigest()[:16]
-                self._chunk_log.write(f"{e.seq} {len(e.payload)} {digest}\n")
+                # seq, length, digest, the broadcaster's clock (ms), our wall clock (s)
+                line = f"{e.seq} {len(e.payload)} {digest} {e.ts} {time.time():.3f}\n"
+                self._chunk_log.write(line)
                 self._chunk_log.flush()
             out = self.outputs.get(e.station_id)
             if out is not None:

@@ -35,7 +35,18 @@ from .procs import NodeProcess, read_status
 from .simrun import _HONEST_COUNTS
 
 
-def _listen_args(tmp: Path, name: str, link: object, slots: int, status: Path) -> list[str]:
+def _loopback_net(i: int) -> str:
+    """A loopback address in a /24 of its own for the ``i``-th listener on Linux (the whole of
+    127/8 is loopback there; a node counts peers by network, e.g. reports against a relay
+    need several), else 127.0.0.1."""
+    if not sys.platform.startswith("linux"):
+        return "127.0.0.1"
+    return f"127.{1 + i // 250}.{1 + i % 250}.1"
+
+
+def _listen_args(
+    tmp: Path, name: str, link: object, slots: int, status: Path, bind: str = "127.0.0.1"
+) -> list[str]:
     """``streamer listen`` on loopback with its own state dir, any ports and a status file."""
     return [
         "--state-dir",
@@ -45,7 +56,7 @@ def _listen_args(tmp: Path, name: str, link: object, slots: int, status: Path) -
         "--port",
         "0",
         "--bind",
-        "127.0.0.1",
+        bind,
         "--http",
         "127.0.0.1:0",
         "--slots",
@@ -92,6 +103,21 @@ def _wait_status(path: Path, cond: Any, timeout: float) -> dict[str, Any]:
             return st
         time.sleep(0.1)
     raise TimeoutError(f"status condition not met: {read_status(path)}")
+
+
+def _wait_playing(tmp: Path, names: list[str], timeout: float) -> bool:
+    """Until every listener ``names`` has played audio (its status file says so), or
+    ``timeout`` seconds; whether they all did."""
+    deadline = time.monotonic() + timeout
+    waiting = set(names)
+    while waiting and time.monotonic() < deadline:
+        for name in list(waiting):
+            st = read_status(tmp / f"{name}.json")
+            if st is not None and any(s["first_audio_s"] is not None for s in st["sessions"]):
+                waiting.discard(name)
+        if waiting:
+            time.sleep(0.1)
+    return not waiting
 
 
 async def _first_byte(app: App, station_id: bytes, link: Link) -> float:
@@ -264,6 +290,7 @@ def _run_swarm_bench(
     spawned: dict[str, float] = {}
     kinds: dict[str, str] = {}  # malicious listeners: their kind
     gone: set[str] = set()
+    ended: dict[str, float] = {}  # listeners gone: when (wall clock)
     crashed: list[str] = []
 
     def say(msg: str) -> None:
@@ -272,7 +299,7 @@ def _run_swarm_bench(
 
     def spawn(name: str, link: Link) -> None:
         slots = rng.choice([0, 1, 2, 3])
-        args = _listen_args(tmp, name, link, slots, tmp / f"{name}.json")
+        args = _listen_args(tmp, name, link, slots, tmp / f"{name}.json", _loopback_net(len(procs)))
         args += ["--chunk-log", str(tmp / f"{name}.chunks")]
         live = [k for k in procs if k not in gone]
         bad = sum(1 for k in live if k in kinds)
@@ -294,7 +321,10 @@ def _run_swarm_bench(
             spawn(f"p{i}", link)
             time.sleep(0.05)
         _wait_status(tmp / "src.json", lambda s: True, 15)
-        time.sleep(min(8.0, seconds / 3))
+        # churn begins once every listener plays (a loaded machine starts ten Python
+        # processes slowly: a fixed wait measured a CI run's start-up, not its churn)
+        _wait_playing(tmp, list(procs), timeout=30.0)
+        time.sleep(min(2.0, seconds / 8))
         say(f"{peers} listeners started ({len(kinds)} malicious); churn begins")
         t0 = time.monotonic()
         t_end = t0 + seconds
@@ -320,6 +350,7 @@ def _run_swarm_bench(
                 for v in victims:
                     procs[v].kill()
                     gone.add(v)
+                    ended[v] = time.time()
                 crashed.extend(victims)
                 say(f"crash: {len(victims)} of {len(live)} listeners killed at once")
                 continue
@@ -330,6 +361,7 @@ def _run_swarm_bench(
             else:
                 procs[victim].signal(_signal.SIGTERM)
             gone.add(victim)
+            ended[victim] = time.time()
             spawn(f"p{n}", link)
             n += 1
         st_src1 = read_status(tmp / "src.json")
@@ -352,6 +384,17 @@ def _run_swarm_bench(
                 }
             )
         bad, checked = _bad_bytes(tmp, [k for k in procs if k not in kinds])
+        # continuity by the clock, as the simulator's: a stalled player skips nothing, and
+        # "1 - skipped / (played + skipped)" (continuity_played) does not see it
+        t_read = time.time() - ON_TIME_SLACK
+        ends = {k: ended.get(k, t_read) for k in procs}
+        figures["continuity_played"] = figures["continuity"]
+        ok, due = _on_time(tmp, list(procs), ends)
+        figures["continuity"] = round(ok / due, 5) if due else None
+        if "honest_continuity" in figures:
+            figures["honest_continuity_played"] = figures["honest_continuity"]
+            ok, due = _on_time(tmp, [k for k in procs if k not in kinds], ends)
+            figures["honest_continuity"] = round(ok / due, 5) if due else None
         figures["bad_bytes_delivered"] = bad
         figures["chunks_checked"] = checked  # (played by honest listeners, against the source)
         figures.update(
@@ -400,7 +443,9 @@ def _honest_stats(tmp: Path, procs: dict[str, NodeProcess]) -> dict[str, int]:
     return total
 
 
-def _read_chunks(path: Path) -> list[tuple[int, int, str]]:
+def _read_chunks(path: Path) -> list[tuple[int, int, str, int, float]]:
+    """A node's chunk log: (seq, length, digest, broadcaster's ms clock, wall time handed
+    to the player)."""
     out = []
     try:
         text = path.read_text()
@@ -408,9 +453,43 @@ def _read_chunks(path: Path) -> list[tuple[int, int, str]]:
         return out
     for line in text.splitlines():
         parts = line.split()
-        if len(parts) == 3:  # (a process killed mid-line leaves a short last line)
-            out.append((int(parts[0]), int(parts[1]), parts[2]))
+        if len(parts) == 5:  # (a process killed mid-line leaves a short last line)
+            out.append((int(parts[0]), int(parts[1]), parts[2], int(parts[3]), float(parts[4])))
     return out
+
+
+# a chunk handed to the player this much after its deadline still counts as on time: the
+# wall clock of one process's event loop against another's, on a loaded machine
+ON_TIME_SLACK = 0.5
+
+
+def _on_time(tmp: Path, names: list[str], ends: dict[str, float]) -> tuple[int, int]:
+    """Chunks the listeners ``names`` had at their playout deadline, and the chunks due,
+    from the chunk logs: a listener's clock starts with its first chunk (deadline = that
+    wall time + the chunk's stream time since); due is every chunk the broadcaster made from
+    that one on whose deadline came before the listener ended (killed, or the bench read
+    the logs). A chunk skipped, late, or never come (a stalled player) is not on time."""
+    src = {seq: ts for seq, _, _, ts, _ in _read_chunks(tmp / "src.chunks")}
+    on_time = due = 0
+    for name in names:
+        chunks = _read_chunks(tmp / f"{name}.chunks")
+        if not chunks:
+            continue
+        seq0, _, _, ts0, w0 = chunks[0]
+        end = ends.get(name, time.time())
+        deadline = {
+            seq: w0 + ((ts - ts0) & 0xFFFFFFFF) / 1000
+            for seq, ts in src.items()
+            if seq >= seq0 and ((ts - ts0) & 0xFFFFFFFF) < 0x80000000
+        }
+        due_here = {seq for seq, d in deadline.items() if d <= end}
+        due += len(due_here)
+        seen: set[int] = set()
+        for seq, _, _, _, w in chunks:
+            if seq in due_here and seq not in seen and w <= deadline[seq] + ON_TIME_SLACK:
+                seen.add(seq)
+        on_time += len(seen)
+    return on_time, due
 
 
 def _bad_bytes(tmp: Path, names: list[str], wait: float = 5.0) -> tuple[int, int]:
@@ -427,10 +506,10 @@ def _bad_bytes(tmp: Path, names: list[str], wait: float = 5.0) -> tuple[int, int
         if (src and src[-1][0] >= newest) or time.monotonic() > deadline:
             break
         time.sleep(0.1)
-    truth = {seq: digest for seq, _, digest in src}
+    truth = {seq: digest for seq, _, digest, _, _ in src}
     bad = checked = 0
     for chunks in played:
-        for seq, length, digest in chunks:
+        for seq, length, digest, _, _ in chunks:
             checked += 1
             if truth.get(seq) != digest:
                 bad += length

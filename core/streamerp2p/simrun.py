@@ -432,8 +432,12 @@ class Swarm:
         resource = sum(CLASSES[s.cls][1] for s in self.stats.values()) / max(1, len(self.stats))
         repairs = sum(peer.node.stats.repairs_requested for peer in self.sim.peers.values())
 
-        def pct(xs: list[float], q: float) -> float:
-            return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))] if xs else float("nan")
+        def pct(xs: list[float], q: float) -> float | None:
+            """The q-quantile; None (JSON null, not NaN) when no listener started in the
+            measured time."""
+            if not xs:
+                return None
+            return round(xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))], 3)
 
         # continuity over time: chunks on time ÷ chunks due, by the bin of their deadline
         for sample in self.timeline:
@@ -463,8 +467,8 @@ class Swarm:
             "chunks_due": expected,
             "never_started": never,
             "source_upload_ratio": round(src * 8 / (p.bitrate_kbps * 1000 * measured), 3),
-            "startup_p50_s": round(pct(startups, 0.5), 3),
-            "startup_p95_s": round(pct(startups, 0.95), 3),
+            "startup_p50_s": pct(startups, 0.5),
+            "startup_p95_s": pct(startups, 0.95),
             "depth_mean": round(statistics.fmean(depth_all), 2) if depth_all else None,
             "depth_max": max(depth_all) if depth_all else None,
             "depth_mean_by_class": {
@@ -523,6 +527,7 @@ _HONEST_COUNTS = (
     "starved",
     "reports_sent",
     "expelled",
+    "orphan_releases",
     "challenges",
 )
 

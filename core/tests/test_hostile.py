@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from simkit import FRAME, Radio, addr, frame
-from streamerp2p.adversary import Dropper, Liar
+from streamerp2p.adversary import Dropper, Liar, Tamperer
 from streamerp2p.overlay import wire
 from streamerp2p.overlay.events import ParentLost, Skipped
 from streamerp2p.overlay.node import Node, NodeConfig
@@ -193,3 +193,65 @@ def test_the_broadcasters_child_never_leaves_it_as_a_starver() -> None:
     lost = [e for e in r.sim.peers[a].events if isinstance(e, ParentLost)]
     assert not [e for e in lost if e.reason == "starving"], lost
     assert r.parent(a) == r.src and r.node(a).stats.starved == 0
+
+
+def test_a_tamperer_in_the_broadcasters_only_slot_is_reported_and_cut_off() -> None:
+    """A tamperer takes the broadcaster's only slot. Every listener that gets its forged data
+    bans it, and the broadcaster hears so from them (REPORT_FORGED: from its children leaving
+    it, and from listeners the broadcaster refers to it); reports from two networks cut it
+    off, and the listeners take its slot and play only the station's audio."""
+    r = Radio(14, slots=2, source_slots=1)
+    evil = _add(r, Tamperer(NodeConfig(slots=3, bandwidth_test=False), rng=random.Random(5)), 1)
+    r.run(2)
+    src = r.node(r.src)
+    tag = r.sid[:4]
+    assert evil in src.sessions[tag].children
+    for i in (251, 501, 751):  # (three networks: reports count once per /24)
+        r.add_listener(i, slots=2)
+        r.run(0.3)
+    r.run(25)
+    assert sum(1 for a in r.listeners if r.node(a).stats.banned) >= 2
+    assert sum(r.node(a).stats.reports_sent for a in r.listeners) >= 2
+    assert src.stats.expelled == 1 and evil not in src.sessions[tag].children
+    mark = {a: len(r.sim.peers[a].events) for a in r.listeners}
+    r.run(5)
+    for a in r.listeners:
+        assert r.parent(a) not in (None, evil)
+        assert _skipped_after(r, a, mark[a]) == 0, a
+        _played_frames_are_the_broadcasters(r, a)
+
+
+def _orphan_relay(forger: bool) -> tuple[Radio, Node, tuple[str, int]]:
+    """A relay under the broadcaster's only slot, with a child; it loses its parent and (for
+    the test) may not ask the broadcaster again; with ``forger``, it has banned one."""
+    r = Radio(15, slots=1, source_slots=1)
+    a = r.add_listener(1, slots=1)
+    r.run(2)
+    b = r.add_listener(2, [a], slots=1)
+    r.run(4)
+    assert r.parent(a) == r.src and r.parent(b) == a
+    relay = r.node(a)
+    if forger:
+        for _ in range(3):  # (STRIKES_TO_BAN)
+            r.sim.call(a, lambda n, t: n._strike(("10.9.0.1", 8466), t))
+    sess = relay.sessions[r.sid[:4]]
+    r.sim.call(a, lambda n, t: n._lose_parent(sess, t, "timeout"))
+    sess.dead[r.src] = r.sim.now + 120.0
+    return r, relay, b
+
+
+def test_a_node_that_cannot_get_back_in_releases_its_children_if_forgers_are_about() -> None:
+    """A relay without a parent for ORPHAN_RELEASE s, its buffer run dry, having banned a
+    forger, tells its children to find their own (forgers may hold the slots above it; every
+    child asking for itself reports those it is referred to): the child moves at once to the
+    free slot the relay cannot take. Without a forger about it never does (releases cascaded
+    through 2,000 honest peers)."""
+    r, relay, b = _orphan_relay(forger=True)
+    r.run(10)
+    assert relay.stats.orphan_releases == 1
+    assert r.parent(b) == r.src
+    lost = [e for e in r.sim.peers[b].events if isinstance(e, ParentLost)]
+    assert [e.reason for e in lost] == ["leave"]
+    r, relay, b = _orphan_relay(forger=False)
+    r.run(20)
+    assert relay.stats.orphan_releases == 0

@@ -111,6 +111,13 @@ STARVE_MAX_AVOID = 1200.0
 # children in turn (see _on_report)
 REPORT_WINDOW = 60.0
 EXPEL_SECONDS = 600.0
+# a node without a parent this long, its buffer run dry, having banned a forger, tells its
+# children to find their own (LEAVE with this grace: it feeds them on if it gets back in first)
+ORPHAN_RELEASE = 4.0
+# a forger is reported to the same peer at most this often (a report about a peer that is not
+# that peer's child yet is ignored: it may be by the next time)
+FORGER_REPORT_EVERY = 10.0
+ORPHAN_GRACE = 10.0
 # the promise rule (NodeConfig.promise_wait) waits until the parent's PSTAT head has moved
 # this many chunks past its ATTACH_OK head
 PROMISE_MOVED = 8
@@ -243,6 +250,7 @@ class Stats:
     reports_sent: int = 0  # ... and told their parent (our grandparent) so
     reports_ignored: int = 0  # reports about a node that is not our child
     expelled: int = 0  # children cut off because several of their children reported them
+    orphan_releases: int = 0  # times we had no parent for long and told our children to move
 
 
 @dataclass(slots=True)
@@ -338,6 +346,7 @@ class Session:
     next_refresh: float = 0.0
     rtt: float = 0.1
     orphan_until: float = 0.0  # our parent went silent: say so when asking for a slot
+    orphaned_at: float = _INF  # without a parent since (children released after ORPHAN_RELEASE)
     displaced_until: float = 0.0  # told to move: may take a last free slot until then
     vacated: Addr | None = None  # the parent we left when we moved (it has a free slot)
     vacated_at: float = 0.0
@@ -453,6 +462,7 @@ class Node:
         # reports against our children: child addr -> {reporter's network: when}; and node ids
         # of children we cut off for them (refused as children until then)
         self._reports: dict[Addr, dict[str, float]] = {}
+        self._forgers_told: OrderedDict[tuple[Addr, Addr], float] = OrderedDict()  # (to, whom)
         self._expelled: OrderedDict[bytes, float] = OrderedDict()
         self._banned: OrderedDict[Addr, float] = OrderedDict()  # sender -> ignored until
         self._buckets: OrderedDict[Addr, list[float]] = OrderedDict()  # [tokens, at]
@@ -1386,6 +1396,7 @@ class Node:
             if sess.seeking and usable and sess.window_end is None:
                 sess.window_end = now + self.config.offer_window
         if sess.seeking:
+            self._report_referred_forgers(sess, msg.referrals, addr, now)
             skip = self._source_skip(sess)
             for ref in msg.referrals:
                 if sess.round_asks >= self.config.max_round_asks:
@@ -1472,6 +1483,7 @@ class Node:
         sess.rounds = 0
         sess.window_end = None
         sess.parent = addr
+        sess.orphaned_at = _INF
         sess.parent_id = msg.node_id
         sess.parent_last = now
         sess.parent_leaving = False
@@ -1561,6 +1573,7 @@ class Node:
             sess.dead[addr] = now + 10.0
         if not sess.seeking:
             return  # a reshuffle attempt that did not work out: stay where we are
+        self._report_referred_forgers(sess, msg.referrals, addr, now)
         skip = self._source_skip(sess)
         for ref in msg.referrals:
             if ref != sess.parent and ref != skip and not self._is_dead(sess, ref, now):
@@ -1724,15 +1737,53 @@ class Node:
             del sess.children[addr]
             self._events.append(ChildLeft(sess.station_id, addr, child.node_id, "detach"))
 
+    def _report_forger(
+        self, sess: Session, forger: Addr, to: Addr | None, now: float, accused: bytes = b""
+    ) -> None:
+        """Tell ``to`` (the forger's parent, or a peer that referred us to the forger) that
+        ``forger`` (node id ``accused``, else as our host list knows it) sent us forged data;
+        once per pair per FORGER_REPORT_EVERY s."""
+        if to is None or to == forger or sess.is_source:
+            return
+        if not accused:
+            rec = self.hosts.get(forger)
+            accused = rec.node_id if rec is not None else b""
+        if len(accused) != 8:
+            return
+        told = self._forgers_told
+        if now - told.get((to, forger), -1e9) < FORGER_REPORT_EVERY:
+            return
+        told[(to, forger)] = now
+        told.move_to_end((to, forger))
+        while len(told) > MAX_BANNED:
+            told.popitem(last=False)
+        self._send(wire.Report(sess.tag, self.node_id, accused, wire.REPORT_FORGED).encode(), to)
+        self.stats.reports_sent += 1
+
+    def _report_referred_forgers(
+        self, sess: Session, referrals: list[Addr], addr: Addr, now: float
+    ) -> None:
+        """``addr`` referred us to peers; those we banned for forged data may be its children
+        (a forger in the broadcaster's slot cuts off everyone): tell it."""
+        if self._banned:
+            for ref in referrals:
+                if self._banned.get(ref, 0.0) > now:
+                    self._report_forger(sess, ref, addr, now)
+
     def _on_report(self, msg: wire.Report, addr: Addr, now: float) -> None:
-        """A grandchild left its parent, our child, for starving it. Reports from
+        """A grandchild left its parent, our child, for starving it (or banned it for forged
+        data; or a peer we referred to our child found it forging). Reports from
         ``expel_reports`` networks within REPORT_WINDOW s: cut that child off (LEAVE with no
         grace) and refuse it as a child for EXPEL_SECONDS. A false report costs an honest
         child one re-homing; it takes reporters in several networks (validated addresses:
         reports are challenged like requests), and only ever about our own children."""
         sess = self.sessions.get(msg.tag)
         caddr = None
-        if sess is not None and msg.reason == wire.REPORT_STARVING and self.config.expel_reports:
+        if (
+            sess is not None
+            and msg.reason in (wire.REPORT_STARVING, wire.REPORT_FORGED)
+            and self.config.expel_reports
+        ):
             for a, c in sess.children.items():
                 if c.node_id == msg.accused and a != addr:
                     caddr = a
@@ -1882,6 +1933,7 @@ class Node:
         self._events.append(ParentLost(sess.station_id, addr, "leave"))
         if msg.grace_ms == 0:
             sess.parent = None  # cut at once: our cushion covers the move
+            sess.orphaned_at = now
             sess.parent_leaving = False
         # the named hosts have room for us (a successor, the newcomer that displaced us)
         for ref in msg.referrals[:2]:
@@ -1892,6 +1944,22 @@ class Node:
                 self._ask(sess, ref, now)
         sess.next_round = now + self.config.join_retry
 
+    def _release_children(self, sess: Session, now: float) -> None:
+        """No parent for ORPHAN_RELEASE s, nothing left to play, and forgers about (we
+        banned one): our children look for parents of their own (a polite LEAVE; we feed them
+        on if we find one first). A subtree whose root cannot get back in because forgers
+        hold the slots above must not wait on it: every child asking for itself reports the
+        forgers it is referred to (see _report_referred_forgers), so they are cut off sooner.
+        Only then: releasing every subtree whose root was without a parent for 4 s wrecked
+        2,000 honest peers (continuity 0.888 -> 0.220), and so did releasing only those whose
+        root's buffer had run dry too (0.144): each release turns a subtree into seekers at
+        once, and some of them release theirs in turn."""
+        sess.orphaned_at = _INF
+        leave = wire.Leave(sess.tag, int(ORPHAN_GRACE * 1000), []).encode()
+        for caddr in sess.children:
+            self._send(leave, caddr)
+        self.stats.orphan_releases += 1
+
     def _lose_parent(self, sess: Session, now: float, reason: str) -> None:
         old = sess.parent
         if old is None:
@@ -1899,6 +1967,7 @@ class Node:
         if reason == "loop":
             self._send(wire.Detach(sess.tag, self.node_id).encode(), old)
         sess.parent = None
+        sess.orphaned_at = now
         sess.parent_leaving = False
         sess.seeking = True
         # silent soon after it took us, having sent next to nothing: a dropper as likely as a
@@ -1908,6 +1977,8 @@ class Node:
             and now - sess.parent_since < 10.0
             and sess.parent_got + sess.got_parent < 16
         )
+        if reason == "forged data":
+            self._report_forger(sess, old, sess.backup, now, sess.parent_id)
         if reason == "starving" or silent:
             if reason == "starving":
                 self._send(wire.Detach(sess.tag, self.node_id).encode(), old)
@@ -2989,6 +3060,14 @@ class Node:
             sess.attaching = None
         # seeking a parent
         if sess.seeking:
+            if (
+                sess.children
+                and self._banned  # (forgers about: see _release_children)
+                and now - sess.orphaned_at > ORPHAN_RELEASE
+                and sess.playing
+                and sess.play_next not in sess.history  # (stalled, or about to skip)
+            ):
+                self._release_children(sess, now)
             if sess.attaching is None:
                 if sess.window_end is not None and now >= sess.window_end:
                     self._attach_best(sess, now)

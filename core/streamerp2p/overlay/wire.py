@@ -39,7 +39,7 @@ PSTAT = 0x23
 CSTAT = 0x24
 LEAVE = 0x25
 DETACH = 0x26
-REPORT = 0x27  # child -> grandparent: "your child starved me" (see docs/protocol.md)
+REPORT = 0x27  # -> a parent: "your child starved me / forged data" (see docs/protocol.md)
 STATION = 0x30
 STATION_REQ = 0x31
 CODEC_HDR_REQ = 0x32
@@ -644,11 +644,14 @@ class Detach:
 
 
 REPORT_STARVING = 1
+REPORT_FORGED = 2  # it sent us forged data (we banned it)
 
 
 @dataclass(slots=True)
 class Report:
-    """A node that left its parent for starving it tells the parent's parent (its backup)."""
+    """A node that left its parent for starving it, or banned it for forged data, tells the
+    parent's parent (its backup); a node referred to a peer it banned for forged data tells
+    the peer that referred it (REPORT_FORGED)."""
 
     tag: bytes
     node_id: bytes  # the reporter
