@@ -1745,6 +1745,8 @@ class Node:
         once per pair per FORGER_REPORT_EVERY s."""
         if to is None or to == forger or sess.is_source:
             return
+        if sess.source is not None and to != sess.source:
+            return  # (only the broadcaster acts on these: see _on_report)
         if not accused:
             rec = self.hosts.get(forger)
             accused = rec.node_id if rec is not None else b""
@@ -1779,9 +1781,14 @@ class Node:
         reports are challenged like requests), and only ever about our own children."""
         sess = self.sessions.get(msg.tag)
         caddr = None
+        # forged data: only the broadcaster cuts a forger off. Elsewhere a forger its children
+        # left harms nobody where it is, and cut off it roams and takes new children to
+        # forge to (200 peers, 20 % tamperers: honest continuity 0.768 -> 0.685 when every
+        # parent did); in the broadcaster's slots it cuts everyone off
+        forged_ok = msg.reason == wire.REPORT_FORGED and sess is not None and sess.is_source
         if (
             sess is not None
-            and msg.reason in (wire.REPORT_STARVING, wire.REPORT_FORGED)
+            and (msg.reason == wire.REPORT_STARVING or forged_ok)
             and self.config.expel_reports
         ):
             for a, c in sess.children.items():
