@@ -255,3 +255,32 @@ def test_a_node_that_cannot_get_back_in_releases_its_children_if_forgers_are_abo
     r, relay, b = _orphan_relay(forger=False)
     r.run(20)
     assert relay.stats.orphan_releases == 0
+
+
+def test_one_networks_forged_data_report_cuts_off_a_childless_child_of_the_broadcaster() -> None:
+    """Forged data reported to the broadcaster about a child nobody stays with: one network's
+    word is enough (a false report costs that one node a re-homing); about a child that
+    feeds others, two networks are needed as for starving."""
+    r = Radio(16, slots=2, source_slots=2)
+    a = r.add_listener(1, slots=2)
+    r.run(3)
+    src = r.node(r.src)
+    tag = r.sid[:4]
+    nid = r.node(a).node_id
+    child = src.sessions[tag].children[a]
+    assert child.free == child.slots  # (childless)
+
+    def report(who: tuple[str, int], reason: int) -> None:
+        src.validate(who, r.sim.now)
+        rep = wire.Report(tag, b"\x07" * 8, nid, reason).encode()
+        r.sim.call(r.src, lambda n, t: n.receive_datagram(rep, who, t))
+        r.run(0.05)
+
+    child.free = child.slots - 1  # as if it fed a child: one network is not enough
+    report(("10.7.0.1", 8466), wire.REPORT_FORGED)
+    assert src.stats.expelled == 0 and a in src.sessions[tag].children
+    child.free = child.slots
+    report(("10.7.0.2", 8466), wire.REPORT_STARVING)  # (starving: two networks, always)
+    assert src.stats.expelled == 0
+    report(("10.7.0.3", 8466), wire.REPORT_FORGED)
+    assert src.stats.expelled == 1 and a not in src.sessions[tag].children

@@ -1804,7 +1804,15 @@ class Node:
         for net in [n for n, t in seen.items() if now - t > REPORT_WINDOW]:
             del seen[net]
         seen[prefix(addr)] = now
-        if len(seen) < self.config.expel_reports:
+        need = self.config.expel_reports
+        child = sess.children[caddr]
+        if msg.reason == wire.REPORT_FORGED and child.free >= child.slots:
+            # a forger nobody stays with, in the broadcaster's slot: one network's word is
+            # enough (a false report costs that one childless node a re-homing, where two
+            # tamperers in a 2-slot broadcaster cut everyone off for 5-10 s until a second
+            # network had found each out)
+            need = 1
+        if len(seen) < need:
             return
         del self._reports[caddr]
         child = sess.children.pop(caddr)
