@@ -134,32 +134,48 @@ def test_sim_with_every_kind_of_adversary_and_a_crash_delivers_no_bad_byte() -> 
     assert f["honest_continuity"] is not None and f["honest_continuity"] > 0.5
 
 
-def test_children_starved_by_a_dropper_report_it_and_its_parent_cuts_it_off() -> None:
-    """The broadcaster's only slot goes to a dropper; the listeners that join under it starve,
-    leave it and tell the broadcaster (their backup); reports from two networks make the
-    broadcaster cut the dropper off and refuse it, and the listeners take its slot."""
-    r = Radio(12, slots=2, source_slots=1)
-    evil = _add(r, Dropper(NodeConfig(slots=3, bandwidth_test=False), rng=random.Random(5)), 1)
+def _bad_node_in_the_broadcasters_only_slot(
+    seed: int, bad: Node
+) -> tuple[Radio, tuple[str, int], Node]:
+    """``bad`` takes the broadcaster's only slot, then three listeners in three networks
+    (reports count once per /24) join and 25 s pass: the radio, the bad node, the
+    broadcaster."""
+    r = Radio(seed, slots=2, source_slots=1)
+    evil = _add(r, bad, 1)
     r.run(2)
     src = r.node(r.src)
-    tag = r.sid[:4]
-    assert evil in src.sessions[tag].children
-    for i in (251, 501, 751):  # (three networks: reports count once per /24)
+    assert evil in src.sessions[r.sid[:4]].children
+    for i in (251, 501, 751):
         r.add_listener(i, slots=2)
         r.run(0.3)
     r.run(25)
-    assert sum(r.node(a).stats.reports_sent for a in r.listeners) >= 2
-    assert src.stats.expelled == 1
-    assert evil not in src.sessions[tag].children
-    assert r.parent(evil) != r.src  # refused when it asks again
-    # (it joins under a listener and takes children again until they find it out too)
-    r.run(15)
+    return r, evil, src
+
+
+def _listeners_play_clean_without(r: Radio, evil: tuple[str, int], settle: float) -> None:
+    """After ``settle`` s, 5 s in which every listener has a parent other than ``evil``,
+    skips nothing and plays only the broadcaster's frames."""
+    r.run(settle)
     mark = {a: len(r.sim.peers[a].events) for a in r.listeners}
     r.run(5)
     for a in r.listeners:
         assert r.parent(a) not in (None, evil)
         assert _skipped_after(r, a, mark[a]) == 0, a
         _played_frames_are_the_broadcasters(r, a)
+
+
+def test_children_starved_by_a_dropper_report_it_and_its_parent_cuts_it_off() -> None:
+    """The broadcaster's only slot goes to a dropper; the listeners that join under it starve,
+    leave it and tell the broadcaster (their backup); reports from two networks make the
+    broadcaster cut the dropper off and refuse it, and the listeners take its slot."""
+    dropper = Dropper(NodeConfig(slots=3, bandwidth_test=False), rng=random.Random(5))
+    r, evil, src = _bad_node_in_the_broadcasters_only_slot(12, dropper)
+    assert sum(r.node(a).stats.reports_sent for a in r.listeners) >= 2
+    assert src.stats.expelled == 1
+    assert evil not in src.sessions[r.sid[:4]].children
+    assert r.parent(evil) != r.src  # refused when it asks again
+    # (it joins under a listener and takes children again until they find it out too)
+    _listeners_play_clean_without(r, evil, settle=15)
 
 
 def test_a_report_about_a_node_that_is_not_our_child_is_ignored() -> None:
@@ -198,27 +214,14 @@ def test_the_broadcasters_child_never_leaves_it_as_a_starver() -> None:
 def test_a_tamperer_in_the_broadcasters_only_slot_is_reported_and_cut_off() -> None:
     """A tamperer takes the broadcaster's only slot. Every listener that gets its forged data
     bans it, and the broadcaster hears so from them (REPORT_FORGED: from its children leaving
-    it, and from listeners the broadcaster refers to it); reports from two networks cut it
-    off, and the listeners take its slot and play only the station's audio."""
-    r = Radio(14, slots=2, source_slots=1)
-    evil = _add(r, Tamperer(NodeConfig(slots=3, bandwidth_test=False), rng=random.Random(5)), 1)
-    r.run(2)
-    src = r.node(r.src)
-    tag = r.sid[:4]
-    assert evil in src.sessions[tag].children
-    for i in (251, 501, 751):  # (three networks: reports count once per /24)
-        r.add_listener(i, slots=2)
-        r.run(0.3)
-    r.run(25)
+    it, and from listeners the broadcaster refers to it) and cuts it off; the listeners take
+    its slot and play only the station's audio."""
+    tamperer = Tamperer(NodeConfig(slots=3, bandwidth_test=False), rng=random.Random(5))
+    r, evil, src = _bad_node_in_the_broadcasters_only_slot(14, tamperer)
     assert sum(1 for a in r.listeners if r.node(a).stats.banned) >= 2
     assert sum(r.node(a).stats.reports_sent for a in r.listeners) >= 2
-    assert src.stats.expelled == 1 and evil not in src.sessions[tag].children
-    mark = {a: len(r.sim.peers[a].events) for a in r.listeners}
-    r.run(5)
-    for a in r.listeners:
-        assert r.parent(a) not in (None, evil)
-        assert _skipped_after(r, a, mark[a]) == 0, a
-        _played_frames_are_the_broadcasters(r, a)
+    assert src.stats.expelled == 1 and evil not in src.sessions[r.sid[:4]].children
+    _listeners_play_clean_without(r, evil, settle=0)
 
 
 def _orphan_relay(forger: bool) -> tuple[Radio, Node, tuple[str, int]]:
