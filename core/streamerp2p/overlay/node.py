@@ -114,10 +114,10 @@ EXPEL_SECONDS = 600.0
 # a node without a parent this long, its buffer run dry, having banned a forger, tells its
 # children to find their own (LEAVE with this grace: it feeds them on if it gets back in first)
 ORPHAN_RELEASE = 4.0
-# a forger is reported to the same peer at most this often (a report about a peer that is not
-# that peer's child yet is ignored: it may be by the next time)
-FORGER_REPORT_EVERY = 10.0
 ORPHAN_GRACE = 10.0
+# a forger is reported to the broadcaster at most this often (a report about a peer that is
+# not its child yet is ignored: it may be by the next time)
+FORGER_REPORT_EVERY = 10.0
 # the promise rule (NodeConfig.promise_wait) waits until the parent's PSTAT head has moved
 # this many chunks past its ATTACH_OK head
 PROMISE_MOVED = 8
