@@ -41,9 +41,12 @@ def parse_hostport(text: str, default_port: int = 8466) -> Addr:
             raise ValueError(f"not a host:port or an IPv6 address: {text!r}") from None
     else:
         host, port = t, str(default_port)
+    host = host.strip()
     if not host:
         raise ValueError(f"no host in {text!r}")
     if "[" in host or "]" in host:  # (found by bench fuzz: "[[x]" printed as "[x:8466")
+        raise ValueError(f"bad host in {text!r}")
+    if any(c.isspace() or not c.isprintable() for c in host):  # ("a b:80" is no host)
         raise ValueError(f"bad host in {text!r}")
     p = int(port)
     if not 0 <= p < 65536:

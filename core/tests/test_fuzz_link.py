@@ -62,3 +62,11 @@ def test_a_host_with_brackets_in_it_is_refused(seed: str) -> None:
     "[x:8466" that did not parse."""
     with pytest.raises(ValueError):
         parse_hostport(seed)
+
+
+@pytest.mark.parametrize("seed", ["a b:80", "exa\tmple.org", "x\x00y:1", "host\u2028name"])
+def test_a_host_with_spaces_or_control_characters_in_it_is_refused(seed: str) -> None:
+    """(A leftover from the fuzzing of session 6: "a b:80" was taken as the host "a b".)"""
+    with pytest.raises(ValueError, match="bad host"):
+        parse_hostport(seed)
+    assert parse_hostport(" example.org :80") == ("example.org", 80)
