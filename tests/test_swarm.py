@@ -45,9 +45,9 @@ def test_swarm_with_tamperers_and_a_crash_plays_only_the_stations_audio() -> Non
     assert f["bad_bytes_delivered"] == 0, f
     # tamperers got to relay: what they forged was caught at the first honest hop
     assert f["honest_nodes"]["bad_chunks"] + f["honest_nodes"]["bad_seals"] > 0, f
-    # by the clock (a stalled player counts): 0.94-1.0 over 8 runs beside a busy core; in
+    # by the clock (a stalled player counts): 0.84-0.98 over 6 runs beside a busy core; in
     # session 8 honest listeners stalled 10 s and more behind tamperers holding the
-    # broadcaster's slots (by the clock 0.57-0.81 in 3 of 8 runs; the old measure said 0.997)
+    # broadcaster's slots (by the clock under 0.82 in 3 of 8 runs; the old measure: 0.997)
     assert f["honest_continuity"] >= 0.8, f
 
 
