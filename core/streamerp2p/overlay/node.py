@@ -1815,7 +1815,7 @@ class Node:
         if len(seen) < need:
             return
         del self._reports[caddr]
-        child = sess.children.pop(caddr)
+        del sess.children[caddr]
         self._send(wire.Leave(sess.tag, 0, []).encode(), caddr)
         self._events.append(ChildLeft(sess.station_id, caddr, child.node_id, "reported"))
         self.stats.expelled += 1
