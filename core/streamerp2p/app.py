@@ -218,7 +218,9 @@ class App:
     def tune(self, link: Link) -> StationOutput:
         sid = link.station_id
         fresh = sid not in self.outputs
-        out = self._output(sid, StationMeta(name=link.name))
+        known = self.node.directory.get(sid)
+        meta = known.record.meta if known is not None else StationMeta(name=link.name)
+        out = self._output(sid, meta, known=known is not None)
         self.node.tune(sid, list(link.seeds) + self.opts.seeds, self.now())
         sess = self.node.sessions.get(sid[:4])
         if fresh and sess is not None and sess.station_id == sid:
@@ -267,10 +269,15 @@ class App:
             self.stream_url(station_id),
         )
 
-    def _output(self, sid: bytes, meta: StationMeta) -> StationOutput:
+    def _output(self, sid: bytes, meta: StationMeta, *, known: bool = True) -> StationOutput:
         out = self.outputs.get(sid)
         if out is None:
-            out = StationOutput(encode_station_id(sid), meta, rejoin=self._rejoin(meta.codec))
+            out = StationOutput(
+                encode_station_id(sid),
+                meta,
+                rejoin=self._rejoin(meta.codec) if known else None,
+                meta_known=known,
+            )
             self.outputs[sid] = out
             self.first_audio[sid] = anyio.Event()
             self._metas[sid] = meta

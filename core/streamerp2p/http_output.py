@@ -265,7 +265,10 @@ class HttpOutputServer:
 
     def _path(self, station_id: str) -> str:
         output = self._outputs.get(station_id)
-        ext = extension_for(output.meta.content_type) if output is not None else ""
+        # (no extension while the codec is a guess: the record of an Ogg station may not have
+        # come yet; a player finds the format in the stream, and /stream/<id> serves it too)
+        known = output is not None and output.meta_known
+        ext = extension_for(output.meta.content_type) if known else ""
         return f"/stream/{quote(station_id, safe='')}{ext}"
 
     def url(self, station_id: str) -> str:

@@ -58,11 +58,15 @@ class StationOutput:
         burst_bytes: int = 65536,
         buffer_bytes: int = 1 << 20,
         rejoin: Callable[[], Rewriter] | None = None,
+        meta_known: bool = True,
     ) -> None:
         if buffer_bytes <= 0:
             raise ValueError("buffer_bytes must be positive")
         self.station_id = station_id
         self.meta = meta
+        # False until the station's signed record gave its codec (meta is a guess till then:
+        # the stream URL has no file extension yet)
+        self.meta_known = meta_known
         self.title = ""
         self.ended = False
         self.burst_bytes = max(0, min(burst_bytes, buffer_bytes))
@@ -97,6 +101,7 @@ class StationOutput:
     def set_meta(self, meta: StationMeta) -> None:
         """New station info (used for responses to players that connect from now on)."""
         self.meta = meta
+        self.meta_known = True
 
     def set_title(self, title: str) -> None:
         """The now-playing title changed (players get it at their next metadata point)."""

@@ -494,3 +494,17 @@ async def test_mpv_plays_stream_and_shows_title(mp3_frames: list[bytes], tmp_pat
         text = log.read_text(errors="replace")
         assert code == 0, text
         assert "icy-title: Artist - Mpv Song" in text
+
+
+async def test_the_stream_url_has_no_extension_until_the_codec_is_known() -> None:
+    # tuned from a link, before the station's record came: the codec is a guess (mp3)
+    out = StationOutput("ogg2", StationMeta(name="Link name"), meta_known=False)
+    async with running(make_server(out)) as server:
+        assert server.url("ogg2") == f"http://127.0.0.1:{server.port}/stream/ogg2"
+        out.feed(b"OggS" + bytes(60), True)
+        status, _, _ = await get(server, b"HEAD /stream/ogg2 HTTP/1.0\r\n\r\n")
+        assert status == "HTTP/1.0 200 OK"
+        out.set_meta(StationMeta(name="Ogg FM", content_type="application/ogg"))
+        assert server.url("ogg2").endswith("/stream/ogg2.ogg")
+        status, headers, _ = await get(server, b"HEAD /stream/ogg2.ogg HTTP/1.0\r\n\r\n")
+        assert status == "HTTP/1.0 200 OK" and headers["content-type"] == "application/ogg"
