@@ -839,6 +839,14 @@ def stations_cmd(
     show_default=True,
     help="Sigma of the lognormal session lengths.",
 )
+@click.option(
+    "--uplink-queue",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Each peer's uplink buffer, in seconds of its rate (at least 16 KiB); what would wait "
+    "longer is dropped, as a router's full queue drops it. 0: unbounded.",
+)
 @hostile_options
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON figures.")
 @click.option(
@@ -857,6 +865,7 @@ def sim_cmd(
     no_reshuffle: bool,
     sessions: str,
     session_sigma: float,
+    uplink_queue: float,
     malicious: float,
     malicious_kind: str,
     crash_at: float | None,
@@ -884,6 +893,7 @@ def sim_cmd(
         malicious_kind=malicious_kind,
         crash_at=crash_at,
         crash_share=crash_share,
+        queue_s=uplink_queue if uplink_queue > 0 else None,
         progress=True,  # on stderr: stdout keeps the figures
     )
     result = run_sim(params)

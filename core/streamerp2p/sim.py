@@ -23,6 +23,9 @@ class Link:
     delay: float = 0.01  # one-way, seconds, to the "internet core"
     loss: float = 0.0  # probability a datagram sent or received here is lost
     upload_bps: float | None = None  # None = unlimited
+    # the uplink's buffer, in seconds of its rate: a datagram that would wait longer is dropped
+    # (tail drop, as a router's queue does). None = unbounded
+    queue_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -32,6 +35,7 @@ class SimPeer:
     link: Link
     alive: bool = True
     busy_until: float = 0.0  # upload serialisation
+    queue_drops: int = 0  # datagrams its full uplink buffer dropped (Link.queue_s)
     timer_at: float | None = None
     events: list[Event] = field(default_factory=list)
 
@@ -140,6 +144,7 @@ class Simulator:
             peers = self.peers
             drop = self.drop
             upload = link.upload_bps
+            qmax = link.queue_s
             delay = link.delay
             src = peer.addr
             push = heapq.heappush
@@ -149,7 +154,14 @@ class Simulator:
                 depart = now
                 if upload:
                     busy = peer.busy_until
-                    depart = (now if now >= busy else busy) + len(data) * 8 / upload
+                    if busy > now:
+                        if qmax is not None and busy - now > qmax:
+                            peer.queue_drops += 1
+                            self.lost += 1
+                            continue
+                        depart = busy + len(data) * 8 / upload
+                    else:
+                        depart = now + len(data) * 8 / upload
                     peer.busy_until = depart
                 if dpeer is None:
                     continue

@@ -55,6 +55,9 @@ class SimParams:
     loss_max: float = 0.01  # per peer; a path's loss is the sum of its two ends
     delay_min: float = 0.005  # one-way, per peer: RTT = 2 * (d_a + d_b) in 20-300 ms
     delay_max: float = 0.075
+    # a peer's uplink buffer in seconds of its rate, and at least 16 KiB (tail drop beyond, as
+    # a home router's queue); None: unbounded (the default: see docs/simulation.md, session 10)
+    queue_s: float | None = None
     source_upload: float = 1.5  # multiples of the bitrate (one child, some spare for repairs)
     source_slots: int = 1
     reshuffle: bool = True
@@ -205,6 +208,7 @@ class Swarm:
             delay=self.rng.uniform(p.delay_min, p.delay_max),
             loss=self.rng.uniform(0, p.loss_max),
             upload_bps=up * 1000,
+            queue_s=None if p.queue_s is None else max(p.queue_s, 16384 * 8 / (up * 1000)),
         )
         self.sim.add(node, addr, link)
         # a tune-in knows the broadcaster (link) and a few hosts (its own host list / seeds)
@@ -490,6 +494,8 @@ class Swarm:
             "skipped_chunks": self.skipped,
             "datagrams_delivered": self.sim.delivered,
             "datagrams_lost": self.sim.lost,
+            "uplink_queue_s": p.queue_s,
+            "uplink_drops": self._uplink_drops(),
             "wall_s": round(wall, 1),
         }
         tree = []
@@ -501,6 +507,16 @@ class Swarm:
                         {"addr": addr, "parent": sess.parent, "depth": sess.depth, "cls": st.cls}
                     )
         return SimResult(figures, self.timeline, tree)
+
+    def _uplink_drops(self) -> dict[str, int]:
+        """Datagrams dropped by full uplink buffers (SimParams.queue_s), honest peers' and
+        malicious ones' (a liar's link cannot carry what it took on)."""
+        drops = {"honest": 0, "malicious": 0}
+        for addr, peer in self.sim.peers.items():
+            st = self.stats.get(addr)
+            if st is not None:
+                drops["honest" if st.kind is None else "malicious"] += peer.queue_drops
+        return drops
 
     def _honest_counts(self) -> dict[str, int]:
         """What honest nodes (the broadcaster too) counted of forgeries, bans, floods and
