@@ -72,16 +72,22 @@ def test_a_parent_that_drops_its_childrens_data_is_left_and_continuity_recovers(
         _played_frames_are_the_broadcasters(r, a)
 
 
-def test_a_liar_about_capacity_and_depth_does_not_capture_the_tree() -> None:
-    # it claims 6 slots and depth 0 on a link that carries about one stream
+def _liar_taking_joiners(queue_s: float | None) -> tuple[Radio, Liar, tuple[str, int]]:
+    """A liar claiming 6 slots and depth 0 on a link that carries about one stream (its
+    uplink buffer ``queue_s``), and 8 listeners that join through it."""
     r = Radio(12, slots=2, source_slots=2)
     liar = Liar(NodeConfig(slots=6, bandwidth_test=False), rng=random.Random(6))
-    evil = _add(r, liar, 1, Link(delay=0.01, upload_bps=150_000))
+    evil = _add(r, liar, 1, Link(delay=0.01, upload_bps=150_000, queue_s=queue_s))
     r.run(2)
     for i in range(2, 10):
         r.add_listener(i, hosts=[evil])
         r.run(0.3)
     r.run(2)
+    return r, liar, evil
+
+
+def test_a_liar_about_capacity_and_depth_does_not_capture_the_tree() -> None:
+    r, liar, evil = _liar_taking_joiners(None)
     # its depth shows through its ancestor filter: nobody takes it for the broadcaster's child
     assert all(r.depth(a) >= 2 for a in r.listeners if r.parent(a) == evil)
     longest = _watch(r, evil, 30)
@@ -104,14 +110,7 @@ def test_a_liar_whose_uplink_drops_keeps_only_what_its_link_carries() -> None:
     """The same liar behind a router's buffer (2 s, then drops, as the big simulations run):
     its children see loss rather than an ever later stream. It does not capture the tree, ends
     with the children its link can feed, and everyone else hears everything."""
-    r = Radio(12, slots=2, source_slots=2)
-    liar = Liar(NodeConfig(slots=6, bandwidth_test=False), rng=random.Random(6))
-    evil = _add(r, liar, 1, Link(delay=0.01, upload_bps=150_000, queue_s=2.0))
-    r.run(2)
-    for i in range(2, 10):
-        r.add_listener(i, hosts=[evil])
-        r.run(0.3)
-    r.run(2)
+    r, liar, evil = _liar_taking_joiners(2.0)
     assert all(r.depth(a) >= 2 for a in r.listeners if r.parent(a) == evil)
     _watch(r, evil, 30)
     assert r.sim.peers[evil].queue_drops > 0
