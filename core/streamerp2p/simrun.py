@@ -55,8 +55,8 @@ class SimParams:
     loss_max: float = 0.01  # per peer; a path's loss is the sum of its two ends
     delay_min: float = 0.005  # one-way, per peer: RTT = 2 * (d_a + d_b) in 20-300 ms
     delay_max: float = 0.075
-    # a peer's uplink buffer in seconds of its rate, and at least 16 KiB (tail drop beyond, as
-    # a home router's queue); None: unbounded (the default: see docs/simulation.md, session 10)
+    # a peer's uplink buffer in seconds of its rate, and at least 16 KiB (131.072 kbit): tail
+    # drop beyond, as a home router's queue; None: unbounded (the default: docs/simulation.md)
     queue_s: float | None = None
     source_upload: float = 1.5  # multiples of the bitrate (one child, some spare for repairs)
     source_slots: int = 1
@@ -208,7 +208,7 @@ class Swarm:
             delay=self.rng.uniform(p.delay_min, p.delay_max),
             loss=self.rng.uniform(0, p.loss_max),
             upload_bps=up * 1000,
-            queue_s=None if p.queue_s is None else max(p.queue_s, 16384 * 8 / (up * 1000)),
+            queue_s=None if p.queue_s is None or up <= 0 else max(p.queue_s, 131.072 / up),
         )
         self.sim.add(node, addr, link)
         # a tune-in knows the broadcaster (link) and a few hosts (its own host list / seeds)
